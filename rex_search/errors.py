@@ -1,0 +1,23 @@
+"""One error hierarchy: the CLI prints ``Error: <message>`` for any of these and exits non-zero."""
+
+from __future__ import annotations
+
+
+class RexSearchError(Exception):
+    """Base of every error rex-search raises on purpose."""
+
+
+class CatalogError(RexSearchError):
+    """A catalog file cannot be read at all (missing file, missing required column, bad format)."""
+
+
+class BackendError(RexSearchError):
+    """The index cannot be opened, written or queried."""
+
+
+class ModelError(RexSearchError):
+    """A model cannot be found, verified or run."""
+
+
+class ConfigError(RexSearchError):
+    """A configuration value is invalid."""

@@ -1,0 +1,1 @@
+"""Turning catalog records into an index: embedding and the resumable indexing loop."""

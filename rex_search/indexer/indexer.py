@@ -1,0 +1,122 @@
+"""Catalog file -> validated products -> embeddings -> backend, resumable and idempotent.
+
+Unchanged products (same content hash as stored) are skipped without re-embedding, so running
+the same file twice leaves the same index, and a run that died resumes where its last commit
+ended. Rejected rows are counted, listed in the summary and written to a JSONL report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rex_search.backends.base import Backend
+from rex_search.catalog.reader import RejectedRow, read_catalog
+from rex_search.catalog.schema import embedding_text
+from rex_search.indexer.embed import Embedder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexSummary:
+    """What one indexing run did."""
+
+    catalog: str
+    rows_read: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rejected_by_field: Counter[str] = field(default_factory=Counter)
+    rejected_examples: list[RejectedRow] = field(default_factory=list)
+    rejected_report: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "catalog": self.catalog, "rows_read": self.rows_read, "indexed": self.indexed,
+            "unchanged": self.unchanged, "rejected": self.rejected,
+            "rejected_by_field": dict(self.rejected_by_field),
+            "rejected_examples": [str(r) for r in self.rejected_examples],
+            "rejected_report": self.rejected_report, "seconds": round(self.seconds, 2),
+        }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def index_catalog(
+    path: str | Path,
+    backend: Backend,
+    embedder: Embedder,
+    batch_size: int = 256,
+    commit_every: int = 4096,
+    progress: Callable[[int], None] | None = None,
+    report_dir: Path | None = None,
+    max_examples: int = 20,
+) -> IndexSummary:
+    """Index ``path`` into ``backend``; see the module docstring for the guarantees."""
+    path = Path(path)
+    started = time.perf_counter()
+    summary = IndexSummary(catalog=str(path))
+    report = None
+    if report_dir is not None:
+        summary.rejected_report = str(report_dir / "rejected-rows.jsonl")
+        report = open(summary.rejected_report, "w", encoding="utf-8")  # noqa: SIM115
+    pending = 0
+    try:
+        for batch in read_catalog(path, batch_size=batch_size):
+            summary.rows_read += len(batch.products) + len(batch.rejected)
+            _record_rejections(summary, batch.rejected, report, max_examples)
+            # Later rows win over earlier duplicates of the same id within a batch.
+            latest = {p.parent_asin: p for p in batch.products}
+            stored = backend.content_hashes(list(latest))
+            changed = [p for p in latest.values() if stored.get(p.parent_asin) != p.content_hash()]
+            summary.unchanged += len(batch.products) - len(changed)
+            if changed:
+                vectors = embedder.encode([embedding_text(p) for p in changed])
+                backend.upsert(changed, vectors)
+                summary.indexed += len(changed)
+                pending += len(changed)
+            if pending >= commit_every:
+                backend.commit()
+                pending = 0
+            if progress:
+                progress(len(batch.products) + len(batch.rejected))
+        backend.commit()
+        finalize = getattr(backend, "finalize", None)
+        if finalize is not None:
+            finalize()
+    finally:
+        if report is not None:
+            report.close()
+    summary.seconds = time.perf_counter() - started
+    record = getattr(backend, "record_catalog", None)
+    if record is not None:
+        record({"name": path.name, "sha256": file_sha256(path), "rows": summary.rows_read,
+                "rejected": summary.rejected})
+    logger.info("indexed %s: %s", path, summary.to_dict())
+    return summary
+
+
+def _record_rejections(summary: IndexSummary, rejected: list[RejectedRow], report,
+                       max_examples: int) -> None:
+    for row in rejected:
+        summary.rejected += 1
+        summary.rejected_by_field[row.field] += 1
+        if len(summary.rejected_examples) < max_examples:
+            summary.rejected_examples.append(row)
+        if report is not None:
+            report.write(json.dumps({"row": row.row, "parent_asin": row.parent_asin,
+                                     "field": row.field, "reason": row.reason}) + "\n")

