@@ -204,8 +204,9 @@ class EmbeddedBackend:
             ids = faiss.vector_to_array(self._vectors.id_map).astype(np.int64)
             flat = faiss.downcast_index(self._vectors.index)
             matrix = faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim).copy()
-            hnsw = faiss.IndexIDMap2(faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT))
-            hnsw.index.hnsw.efSearch = 256
+            graph = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efSearch = 256
+            hnsw = faiss.IndexIDMap2(graph)
             hnsw.add_with_ids(matrix, ids)
             _atomic_write_index(hnsw, self.path / "vectors.hnsw")
             self._hnsw = hnsw

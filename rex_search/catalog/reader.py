@@ -22,7 +22,9 @@ import pyarrow.parquet as pq
 from rex_search.catalog.schema import REQUIRED_COLUMNS, Product
 from rex_search.errors import CatalogError
 
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS = {
+    ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+}
 _PRICE = re.compile(r"\d+(?:\.\d+)?")
 _NO_PRICE = {"", "none", "null", "nan", "n/a", "-", "—"}
 

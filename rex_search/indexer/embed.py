@@ -22,6 +22,9 @@ class Embedder:
                  batch_size: int = 32) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         path = resolve_model(model)
         try:

@@ -1,0 +1,191 @@
+"""The `rex-search` command line: index, query, info.
+
+Errors print ``Error: <message>`` and exit 1, with no traceback; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from rex_search.backends.base import Filters
+from rex_search.config import Config, load_config, with_overrides
+from rex_search.errors import RexSearchError
+from rex_search.results import SearchResult
+
+DEFAULT_INDEX_HELP = "index directory (default: $REX_INDEX, the config's [index] path, ./rex-index)"
+
+
+def _config(ctx: click.Context, index: str | None) -> Config:
+    config: Config = ctx.obj["config"]
+    path = index or os.environ.get("REX_INDEX")
+    return with_overrides(config, index={"path": path})
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="TOML configuration file (default: $REX_CONFIG).")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """rex-search: retrieve, rerank and explain product search results."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"config": load_config(config_path)}
+
+
+@cli.command()
+@click.argument("catalog", type=click.Path(path_type=Path))
+@click.option("--index", help=DEFAULT_INDEX_HELP)
+@click.option("--vector-index", type=click.Choice(["flat", "hnsw"]), default=None,
+              help="exact (flat) or approximate (hnsw) dense search")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=None)
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@click.pass_context
+def index(ctx: click.Context, catalog: Path, index: str | None, vector_index: str | None,
+          batch_size: int | None, as_json: bool) -> None:
+    """Index CATALOG (parquet, CSV or JSONL) into the index; re-running skips unchanged products."""
+    from tqdm import tqdm
+
+    from rex_search.backends.open import open_backend
+    from rex_search.indexer.embed import Embedder
+    from rex_search.indexer.indexer import index_catalog
+
+    config = with_overrides(_config(ctx, index),
+                            index={"vector_index": vector_index, "batch_size": batch_size})
+    if not catalog.is_file():
+        raise RexSearchError(f"catalog file not found: {catalog}")
+    embedder = Embedder(config.index.embedding_model)
+    backend = open_backend(config.index.path, embedder, config.index.vector_index)
+    with tqdm(desc="indexing", unit="rows", disable=as_json or not sys.stderr.isatty()) as bar:
+        summary = index_catalog(catalog, backend, embedder, batch_size=config.index.batch_size,
+                                progress=bar.update, report_dir=backend.path)
+    backend.close()
+    if as_json:
+        click.echo(json.dumps({**summary.to_dict(), "index": str(backend.path)}, indent=2))
+    else:
+        click.echo(
+            f"{catalog}: {summary.rows_read} rows read, {summary.indexed} indexed, "
+            f"{summary.unchanged} unchanged, {summary.rejected} rejected "
+            f"({summary.seconds:.1f} s) -> {backend.path}"
+        )
+        for row in summary.rejected_examples:
+            click.echo(f"  rejected {row}")
+        if summary.rejected > len(summary.rejected_examples):
+            click.echo(f"  ... all {summary.rejected} rejections: {summary.rejected_report}")
+    if summary.indexed + summary.unchanged == 0 and summary.rejected:
+        raise RexSearchError(f"no valid rows in {catalog}: all {summary.rejected} were rejected")
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--index", help=DEFAULT_INDEX_HELP)
+@click.option("-n", "--size", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--brand", multiple=True, help="only these brands (repeatable)")
+@click.option("--exclude-brand", multiple=True, help="never these brands (repeatable)")
+@click.option("--min-price", type=float)
+@click.option("--max-price", type=float)
+@click.option("--reranker", help="embedding-cosine, or a cross-encoder directory / hub id")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--explain", is_flag=True, help="show the per-stage story of each hit")
+@click.pass_context
+def query(ctx: click.Context, text: str, index: str | None, size: int, page: int,
+          brand: tuple[str, ...], exclude_brand: tuple[str, ...], min_price: float | None,
+          max_price: float | None, reranker: str | None, as_json: bool, explain: bool) -> None:
+    """Search the index for TEXT: retrieve, rerank, apply rules, show why."""
+    from rex_search.pipelines.pipeline import SearchPipeline
+
+    if not text.strip():
+        raise RexSearchError("the query is empty; pass some words, e.g. 'running shoes'")
+    config = with_overrides(_config(ctx, index), rerank={"model": reranker})
+    if not (Path(config.index.path) / "manifest.json").exists():
+        raise RexSearchError(f"no index at {config.index.path}: run `rex-search index "
+                             "CATALOG` first (or pass --index)")
+    pipeline = SearchPipeline.from_config(config)
+    filters = Filters(brands=brand, exclude_brands=exclude_brand, min_price=min_price,
+                      max_price=max_price)
+    result = pipeline.search(text, filters=filters, page=page, size=size)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        click.echo(format_result(result, explain))
+
+
+def format_result(result: SearchResult, explain: bool) -> str:
+    lines = [f'"{result.query}": {len(result.hits)} hits (page {result.page}) of '
+             f"{result.total_candidates} candidates; reranker {result.reranker} "
+             f"scored {result.reranked}"]
+    lines.append(f"{'#':>3}  {'score':>6}  {'bm25':>5}  {'dense':>5}  {'price':>8}  "
+                 f"{'brand':<16}  title")
+    for hit in result.hits:
+        sources = hit.explanation.retrieval
+        bm25 = str(sources["bm25"].rank) if "bm25" in sources else "-"
+        dense = str(sources["dense"].rank) if "dense" in sources else "-"
+        price = f"${hit.price:,.2f}" if hit.price is not None else "-"
+        lines.append(f"{hit.rank:>3}  {hit.score:6.3f}  {bm25:>5}  {dense:>5}  {price:>8}  "
+                     f"{(hit.brand or '-')[:16]:<16}  {hit.title[:70]}")
+        if explain:
+            lines.extend("       " + line for line in _explain(hit))
+    if explain:
+        timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings_ms.items())
+        lines.append(f"timings (ms): {timings}")
+        for asin, effect in result.removed:
+            lines.append(f"removed {asin}: {effect.rule} {effect.action} {effect.detail}".rstrip())
+    return "\n".join(lines)
+
+
+def _explain(hit) -> list[str]:
+    e = hit.explanation
+    parts = [f"{name} rank {s.rank} (score {s.score:.3f})" for name, s in e.retrieval.items()]
+    lines = [f"{hit.parent_asin}: retrieved by {', '.join(parts) or 'nothing'}; "
+             f"fused rank {e.fused_rank} ({e.fused_score:.4f})"]
+    if e.rerank_score is not None:
+        lines.append(f"reranked to {e.rerank_rank} (score {e.rerank_score:.3f})")
+    else:
+        lines.append("not reranked (outside the rerank window): kept fused order")
+    lines.extend(f"{r.rule}: {r.action} {r.detail}".rstrip() for r in e.rules)
+    return lines
+
+
+@cli.command()
+@click.option("--index", help=DEFAULT_INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def info(ctx: click.Context, index: str | None, as_json: bool) -> None:
+    """Describe what is in an index."""
+    from rex_search.backends.open import open_backend
+
+    config = _config(ctx, index)
+    if not (Path(config.index.path) / "manifest.json").exists():
+        raise RexSearchError(f"no index at {config.index.path}")
+    backend = open_backend(config.index.path)
+    details = backend.info()
+    backend.close()
+    if as_json:
+        click.echo(json.dumps(details, indent=2, default=str))
+        return
+    for key, value in details.items():
+        click.echo(f"{key}: {json.dumps(value, default=str) if isinstance(value, list) else value}")
+
+
+def main() -> None:
+    """Console entry point: `RexSearchError` becomes `Error: ...` and exit code 1."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except RexSearchError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+

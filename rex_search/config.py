@@ -1,0 +1,102 @@
+"""Configuration: frozen dataclasses with defaults, read from one TOML file; CLI flags override.
+
+Example ``rex-search.toml``::
+
+    [index]
+    path = "rex-index"
+    embedding_model = "all-MiniLM-L6-v2"
+
+    [retrieval]
+    bm25_k = 200
+    dense_k = 200
+    fusion = "rrf"
+
+    [rerank]
+    model = "embedding-cosine"   # or a cross-encoder directory / hub id
+    window = 100
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rex_search.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    path: str = "rex-index"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    vector_index: Literal["flat", "hnsw"] = "flat"
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    bm25_k: int = 200
+    dense_k: int = 200
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = 60
+    weights: dict[str, float] = field(default_factory=lambda: {"bm25": 0.5, "dense": 0.5})
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    model: str = "embedding-cosine"
+    window: int = 100  # how many fused candidates the reranker scores; the rest keep fused order
+    max_tokens: int = 256
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class Config:
+    index: IndexConfig = field(default_factory=IndexConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+
+
+_CLASSES = {"index": IndexConfig, "retrieval": RetrievalConfig, "rerank": RerankConfig}
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read ``path`` (or ``$REX_CONFIG``); no file means defaults. Unknown keys are errors."""
+    path = path or os.environ.get("REX_CONFIG")
+    if not path:
+        return Config()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return config_from_dict(data, source=str(path))
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
+    sections: dict[str, Any] = {}
+    for name, values in data.items():
+        cls = _CLASSES.get(name)
+        if cls is None:
+            raise ConfigError(f"{source}: unknown section [{name}]; valid: {', '.join(_CLASSES)}")
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} in [{name}]; "
+                              f"valid: {', '.join(sorted(valid))}")
+        sections[name] = cls(**values)
+    return Config(**sections)
+
+
+def with_overrides(config: Config, **sections: dict[str, Any]) -> Config:
+    """A copy with some fields replaced, e.g. ``with_overrides(c, index={"path": "x"})``."""
+    changes = {}
+    for name, values in sections.items():
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            changes[name] = dataclasses.replace(getattr(config, name), **values)
+    return dataclasses.replace(config, **changes)

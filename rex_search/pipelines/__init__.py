@@ -1,0 +1,1 @@
+"""Search pipelines: retrieval, fusion, reranking, rules."""

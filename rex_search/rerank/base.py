@@ -1,0 +1,40 @@
+"""The reranker protocol and the factory that turns a configured name into a reranker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from rex_search.catalog.schema import Product
+from rex_search.errors import ConfigError
+
+EMBEDDING_COSINE = "embedding-cosine"
+
+
+class Reranker(Protocol):
+    """Scores (query, product) pairs; higher is more relevant."""
+
+    name: str
+    kind: str  # "cross-encoder" or "embedding-cosine": reported with every result
+
+    def score(self, query: str, products: Sequence[Product],
+              vectors: Sequence[np.ndarray | None] | None = None) -> list[float]:
+        """One score per product, in input order. ``vectors`` are stored product embeddings a
+        bi-encoder scorer may reuse; cross-encoders ignore them."""
+
+
+def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 256,
+                  batch_size: int = 32) -> Reranker:
+    """``embedding-cosine`` (the interim default; needs ``embedder``), or any cross-encoder:
+    a local directory or a Hugging Face id (e.g. ``thebajajra/RexReranker-mini``)."""
+    if name == EMBEDDING_COSINE:
+        if embedder is None:
+            raise ConfigError("the embedding-cosine reranker needs the index's embedder")
+        from rex_search.rerank.cosine import EmbeddingCosineReranker
+
+        return EmbeddingCosineReranker(embedder)  # type: ignore[arg-type]
+    from rex_search.rerank.cross_encoder import CrossEncoderReranker
+
+    return CrossEncoderReranker(name, max_tokens=max_tokens, batch_size=batch_size)

@@ -1,0 +1,26 @@
+"""The RexReranker input format: ``Query: {q}`` paired with ``Title: {t}\\nDescription: {d}``."""
+
+from __future__ import annotations
+
+from rex_search.catalog.schema import Product
+
+
+def query_text(query: str) -> str:
+    return f"Query: {query}"
+
+
+def product_text(product: Product, max_chars: int = 1000) -> str:
+    """Title first, then brand and key attributes, then features and description.
+
+    The order matters because the tokenizer truncates from the end: what a shopper checks first
+    (brand, colour, price) survives a tight token budget, the long description does not.
+    """
+    attributes = []
+    if product.brand:
+        attributes.append(f"Brand: {product.brand}.")
+    if product.color:
+        attributes.append(f"Color: {product.color}.")
+    if product.categories:
+        attributes.append(f"Category: {' > '.join(product.categories[-2:])}.")
+    body = " ".join((*attributes, *product.features, product.description)).strip()
+    return f"Title: {product.title}\nDescription: {body[:max_chars]}"

@@ -1,0 +1,67 @@
+"""Typed, frozen results: every hit carries the story of how it got its rank."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class SourceHit:
+    """Where a retrieval source (bm25, dense) ranked the product, and its raw score."""
+
+    rank: int
+    score: float
+
+
+@dataclass(frozen=True)
+class RuleEffect:
+    """What one business rule did to one product (e.g. demoted from rank 3 to 9)."""
+
+    rule: str
+    action: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Per-stage provenance of one hit."""
+
+    retrieval: dict[str, SourceHit]
+    fused_rank: int
+    fused_score: float
+    rerank_score: float | None
+    rerank_rank: int | None
+    rules: tuple[RuleEffect, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    parent_asin: str
+    title: str
+    brand: str | None
+    price: float | None
+    in_stock: bool | None
+    score: float
+    explanation: Explanation
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of results plus what the pipeline did to produce it."""
+
+    query: str
+    hits: tuple[Hit, ...]
+    page: int
+    size: int
+    total_candidates: int
+    reranker: str
+    reranked: int
+    degraded: bool = False
+    degraded_reason: str | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    removed: tuple[tuple[str, RuleEffect], ...] = ()
+    constraints: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)

@@ -1,0 +1,69 @@
+"""Shared fixtures: the real embedder (loaded once) and a small real index built once per session.
+
+The small index holds a real slice of the bundled ESCI sample: every product whose title
+mentions shoes, laces, laptops, bags or chargers, plus a seeded random sample of the rest.
+Tests that write to an index get their own copy.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from rex_search.backends.embedded import EmbeddedBackend
+from rex_search.indexer.embed import Embedder
+from rex_search.indexer.indexer import index_catalog
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CATALOG = REPO / "data" / "esci-sample" / "catalog.parquet"
+DEV_JUDGMENTS = REPO / "data" / "esci-sample" / "dev" / "eress.parquet"
+SMALL_PATTERN = r"(?i)shoe|lace|laptop|bag|charger|nike|usb"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    table = pq.read_table(SAMPLE_CATALOG)
+    matches = pc.match_substring_regex(table["title"], SMALL_PATTERN).to_pylist()
+    rng = random.Random(7)
+    keep = [i for i, m in enumerate(matches) if m]
+    rest = [i for i, m in enumerate(matches) if not m]
+    keep = sorted(keep + rng.sample(rest, 150))
+    path = tmp_path_factory.mktemp("catalog") / "small.parquet"
+    pq.write_table(table.take(keep), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_index_dir(tmp_path_factory: pytest.TempPathFactory, small_catalog: Path,
+                    embedder: Embedder) -> Path:
+    path = tmp_path_factory.mktemp("index") / "small"
+    backend = EmbeddedBackend(path, dim=embedder.dim, model_id=embedder.model_id)
+    index_catalog(small_catalog, backend, embedder)
+    backend.close()
+    return path
+
+
+@pytest.fixture
+def small_index(small_index_dir: Path) -> EmbeddedBackend:
+    """The shared small index, read-only by convention."""
+    backend = EmbeddedBackend(small_index_dir)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def writable_index(small_index_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the small index that a test may change."""
+    copy = tmp_path / "index"
+    shutil.copytree(small_index_dir, copy)
+    return copy
