@@ -118,7 +118,8 @@ def _hit(rank: int, r: Ranked) -> Hit:
         rank=rank, parent_asin=r.parent_asin, title=product.title, brand=product.brand,
         price=product.price, in_stock=r.item.in_stock, score=r.score,
         explanation=Explanation(
-            retrieval=dict(sources), fused_rank=r.candidate.fused_rank, fused_score=r.candidate.fused_score,
+            retrieval=dict(sources), fused_rank=r.candidate.fused_rank,
+            fused_score=r.candidate.fused_score,
             rerank_score=r.rerank_score, rerank_rank=r.rerank_rank, rules=tuple(r.effects),
         ),
     )

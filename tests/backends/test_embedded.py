@@ -26,7 +26,8 @@ def test_bm25_finds_running_shoes_and_ignores_query_syntax(small_index: Embedded
 def test_dense_search_returns_semantic_neighbours(small_index: EmbeddedBackend, embedder):
     vector = embedder.encode(["sneakers for jogging"])[0]
     hits = small_index.knn(vector, 10)
-    titles = [p.product.title.lower() for p in small_index.get([h.parent_asin for h in hits]).values()]
+    found = small_index.get([h.parent_asin for h in hits])
+    titles = [p.product.title.lower() for p in found.values()]
     assert sum("shoe" in t or "sneaker" in t for t in titles) >= 8
     assert hits[0].score == pytest.approx(max(h.score for h in hits))
 

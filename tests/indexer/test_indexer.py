@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from rex_search.backends.embedded import EmbeddedBackend
 from rex_search.indexer.indexer import index_catalog
