@@ -68,7 +68,8 @@ def bench_sample(workdir: Path) -> None:
     n = len(products)
     table(f"Indexing the ESCI sample ({n} real products, all-MiniLM-L6-v2, 2 threads)",
           ["stage", "seconds", "products/s", "share of total"],
-          [["embed", f"{embed_s:.1f}", f"{n / embed_s:.0f}", f"{embed_s / (embed_s + store_s):.2f}"],
+          [["embed", f"{embed_s:.1f}", f"{n / embed_s:.0f}",
+            f"{embed_s / (embed_s + store_s):.2f}"],
            ["store (tantivy+faiss+sqlite)", f"{store_s:.1f}", f"{n / store_s:.0f}",
             f"{store_s / (embed_s + store_s):.2f}"],
            ["total", f"{embed_s + store_s:.1f}", f"{n / (embed_s + store_s):.0f}", "1.00"]])

@@ -18,6 +18,7 @@ from rex_search.config import Config, load_config, with_overrides
 from rex_search.errors import RexSearchError
 from rex_search.results import SearchResult
 
+DEFAULT_METRICS = ("ndcg@5", "ndcg@10", "ndcg_exp@10", "ndcg_topk@5", "mrr@10", "recall@10")
 DEFAULT_INDEX_HELP = "index directory (default: $REX_INDEX, the config's [index] path, ./rex-index)"
 
 
@@ -172,6 +173,71 @@ def info(ctx: click.Context, index: str | None, as_json: bool) -> None:
         return
     for key, value in details.items():
         click.echo(f"{key}: {json.dumps(value, default=str) if isinstance(value, list) else value}")
+
+
+@cli.command("eval")
+@click.argument("judgments", type=click.Path(path_type=Path))
+@click.option("--mode", type=click.Choice(["rerank", "end-to-end"]), default="rerank",
+              show_default=True)
+@click.option("--ranker", "rankers", multiple=True,
+              help="rerank mode: random, bm25, dense, fused, rerank, pipeline (repeatable; "
+                   "default: random, bm25, dense, rerank)")
+@click.option("--metric", "metrics", multiple=True,
+              help="spec such as ndcg@5 (repeatable; default ndcg@5, ndcg@10, ndcg_exp@10, "
+                   "ndcg_topk@5, mrr@10, recall@10)")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="relevance that counts as relevant for mrr and recall")
+@click.option("--index", help=DEFAULT_INDEX_HELP + "; end-to-end mode")
+@click.option("--reranker", help="embedding-cosine, or a cross-encoder directory / hub id")
+@click.option("--bootstrap", "resamples", type=click.IntRange(100), default=1000,
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--per-query", is_flag=True, help="include per-query values in --json")
+@click.pass_context
+def evaluate(ctx: click.Context, judgments: Path, mode: str, rankers: tuple[str, ...],
+             metrics: tuple[str, ...], threshold: float, index: str | None,
+             reranker: str | None, resamples: int, seed: int, as_json: bool,
+             per_query: bool) -> None:
+    """Evaluate rankers on graded JUDGMENTS (ERESS or Amazebay-Relevance columns)."""
+    from rex_search.evaluate.judgments import read_judgments
+    from rex_search.evaluate.metrics import parse_metric
+    from rex_search.evaluate.run import evaluate_end_to_end, evaluate_rerank, format_report
+    from rex_search.indexer.embed import Embedder
+    from rex_search.rerank.base import load_reranker
+
+    try:
+        specs = [parse_metric(m) for m in (metrics or DEFAULT_METRICS)]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metric") from None
+    config = with_overrides(_config(ctx, index), rerank={"model": reranker})
+    queries = read_judgments(judgments)
+    if mode == "rerank":
+        from rex_search.evaluate.rankers import RANKERS, make_rankers
+
+        names = rankers or ("random", "bm25", "dense", "rerank")
+        bad = [n for n in names if n not in RANKERS]
+        if bad:
+            raise click.BadParameter(f"unknown ranker(s) {', '.join(bad)}; valid: "
+                                     f"{', '.join(RANKERS)}", param_hint="--ranker")
+        embedder = Embedder(config.index.embedding_model)
+        needs_reranker = {"rerank", "pipeline"} & set(names)
+        model = load_reranker(config.rerank.model, embedder, config.rerank.max_tokens,
+                              config.rerank.batch_size) if needs_reranker else None
+        report = evaluate_rerank(queries, make_rankers(names, embedder, model, seed), specs,
+                                 threshold, resamples, seed)
+    else:
+        from rex_search.pipelines.pipeline import SearchPipeline
+
+        if not (Path(config.index.path) / "manifest.json").exists():
+            raise RexSearchError(f"end-to-end mode needs an index; none at {config.index.path}")
+        pipeline = SearchPipeline.from_config(config)
+        report = evaluate_end_to_end(queries, pipeline, "pipeline", specs, threshold,
+                                     resamples, seed)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(per_query), indent=2))
+    else:
+        click.echo(format_report(report))
 
 
 def main() -> None:

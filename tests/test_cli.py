@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
@@ -83,3 +85,48 @@ def test_usage_error_exits_2():
     result = run("query")
     assert result.returncode == 2
     assert "Missing argument 'TEXT'" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def few_judgments(tmp_path_factory) -> Path:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from tests.conftest import DEV_JUDGMENTS
+
+    table = pq.read_table(DEV_JUDGMENTS)
+    first = sorted(set(table["query_id"].to_pylist()))[:4]
+    path = tmp_path_factory.mktemp("judgments") / "few.parquet"
+    pq.write_table(table.filter(pc.is_in(table["query_id"], pa.array(first))), path)
+    return path
+
+
+def test_eval_rerank_mode_prints_intervals_and_is_deterministic(few_judgments: Path):
+    args = ["eval", str(few_judgments), "--ranker", "bm25", "--ranker", "random",
+            "--ranker", "rerank", "--metric", "ndcg@5", "--bootstrap", "200"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("mode rerank: 4 queries")
+    assert re.search(r"^bm25\s+\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", first.output, re.M)
+    assert "bm25 - random  ndcg@5" in first.output
+    assert CliRunner().invoke(cli, args).output == first.output
+    data = json.loads(CliRunner().invoke(cli, [*args, "--json", "--per-query"]).output)
+    assert set(data["rankers"]) == {"bm25", "random", "rerank"}
+    assert len(data["rankers"]["bm25"]["per_query"]) == 4
+
+
+def test_eval_end_to_end_counts_unjudged(few_judgments: Path, small_index_dir: Path):
+    result = CliRunner().invoke(cli, ["eval", str(few_judgments), "--mode", "end-to-end",
+                                      "--index", str(small_index_dir), "--metric", "ndcg@10",
+                                      "--bootstrap", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)["rankers"]["pipeline"]
+    assert 0 <= data["metrics"]["ndcg@10"]["mean"] <= 1
+    assert 0 <= data["unjudged_in_top_k"]["10"] <= 40
+
+
+def test_eval_bad_options_are_usage_errors(few_judgments: Path):
+    result = run("eval", str(few_judgments), "--metric", "ndcg@zero")
+    assert result.returncode == 2 and "expected KIND@K" in result.stderr
+    result = run("eval", str(few_judgments), "--ranker", "bm99")
+    assert result.returncode == 2 and "valid: random, bm25, dense" in result.stderr

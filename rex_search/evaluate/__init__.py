@@ -1,0 +1,1 @@
+"""Evaluation on graded judgments (ERESS / Amazebay-Relevance): metrics, statistics, runs."""
