@@ -21,10 +21,12 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/rex-search index data/esci-sample/catalog.parquet --index $(INDEX)
+	$(BIN)/rex-search inventory update data/esci-sample/inventory.synthetic.csv --index $(INDEX)
 	$(BIN)/rex-search info --index $(INDEX)
 	$(BIN)/rex-search query "running shoes" --index $(INDEX) -n 5
 	$(BIN)/rex-search query "work bag 16 inch laptop" --index $(INDEX) -n 5
-	$(BIN)/rex-search query "usb c charger" --index $(INDEX) -n 5 --explain
+	$(BIN)/rex-search query "running shoes no nike" --index $(INDEX) -n 5 --explain
+	$(BIN)/rex-search eval data/esci-sample/dev/eress.parquet --ranker random --ranker bm25 --ranker dense --ranker fused --metric ndcg@5 --metric ndcg@10
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -123,16 +123,20 @@ def format_result(result: SearchResult, explain: bool) -> str:
              f"{result.total_candidates} candidates; reranker {result.reranker} "
              f"scored {result.reranked}"]
     lines.append(f"{'#':>3}  {'score':>6}  {'bm25':>5}  {'dense':>5}  {'price':>8}  "
-                 f"{'brand':<16}  title")
+                 f"{'stock':>5}  {'brand':<16}  title")
     for hit in result.hits:
         sources = hit.explanation.retrieval
         bm25 = str(sources["bm25"].rank) if "bm25" in sources else "-"
         dense = str(sources["dense"].rank) if "dense" in sources else "-"
         price = f"${hit.price:,.2f}" if hit.price is not None else "-"
+        stock = {True: "yes", False: "no", None: "?"}[hit.in_stock]
         lines.append(f"{hit.rank:>3}  {hit.score:6.3f}  {bm25:>5}  {dense:>5}  {price:>8}  "
-                     f"{(hit.brand or '-')[:16]:<16}  {hit.title[:70]}")
+                     f"{stock:>5}  {(hit.brand or '-')[:16]:<16}  {hit.title[:70]}")
         if explain:
             lines.extend("       " + line for line in _explain(hit))
+    if explain and result.constraints:
+        lines.append("understood: " + "; ".join(f"{k}={v}"
+                                                for k, v in result.constraints.items()))
     if explain:
         timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings_ms.items())
         lines.append(f"timings (ms): {timings}")
@@ -173,6 +177,48 @@ def info(ctx: click.Context, index: str | None, as_json: bool) -> None:
         return
     for key, value in details.items():
         click.echo(f"{key}: {json.dumps(value, default=str) if isinstance(value, list) else value}")
+
+
+@cli.group()
+def inventory() -> None:
+    """Stock and price updates (no re-embedding)."""
+
+
+@inventory.command("update")
+@click.argument("feed", type=click.Path(path_type=Path))
+@click.option("--index", help=DEFAULT_INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def inventory_update(ctx: click.Context, feed: Path, index: str | None, as_json: bool) -> None:
+    """Apply FEED (CSV/parquet/JSONL: parent_asin, in_stock, quantity, optional price)."""
+    import time
+
+    from rex_search.backends.open import open_backend
+    from rex_search.catalog.inventory import read_inventory
+
+    config = _config(ctx, index)
+    if not (Path(config.index.path) / "manifest.json").exists():
+        raise RexSearchError(f"no index at {config.index.path}")
+    started = time.perf_counter()
+    records, rejected = read_inventory(feed)
+    backend = open_backend(config.index.path)
+    unknown = backend.update_inventory(records)
+    backend.close()
+    summary = {"rows": len(records) + len(rejected), "updated": len(records) - len(unknown),
+               "unknown_products": len(unknown), "rejected": len(rejected),
+               "seconds": round(time.perf_counter() - started, 2),
+               "unknown_examples": unknown[:10],
+               "rejected_examples": [str(r) for r in rejected[:10]]}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{feed}: {summary['rows']} rows, {summary['updated']} products updated, "
+               f"{len(unknown)} not in the index, {len(rejected)} rejected "
+               f"({summary['seconds']} s)")
+    for asin in unknown[:10]:
+        click.echo(f"  not in the index: {asin}")
+    for row in rejected[:10]:
+        click.echo(f"  rejected {row}")
 
 
 @cli.command("eval")
@@ -224,8 +270,10 @@ def evaluate(ctx: click.Context, judgments: Path, mode: str, rankers: tuple[str,
         needs_reranker = {"rerank", "pipeline"} & set(names)
         model = load_reranker(config.rerank.model, embedder, config.rerank.max_tokens,
                               config.rerank.batch_size) if needs_reranker else None
-        report = evaluate_rerank(queries, make_rankers(names, embedder, model, seed), specs,
-                                 threshold, resamples, seed)
+        from rex_search.rules.build import build_rules
+
+        built = make_rankers(names, embedder, model, seed, build_rules(config.rules))
+        report = evaluate_rerank(queries, built, specs, threshold, resamples, seed)
     else:
         from rex_search.pipelines.pipeline import SearchPipeline
 

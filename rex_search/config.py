@@ -54,13 +54,37 @@ class RerankConfig:
 
 
 @dataclass(frozen=True)
+class RulesConfig:
+    """Business rules, applied in ``order`` after reranking (see rex_search/rules/)."""
+
+    order: tuple[str, ...] = ("brand_exclusion", "availability", "brand_preference",
+                              "size_match", "diversity", "pinning")
+    always_exclude_brands: tuple[str, ...] = ()  # e.g. a compliance list
+    brand_aliases: dict[str, str] = field(default_factory=dict)  # alias -> catalog brand
+    explicit_brands: Literal["boost", "filter", "off"] = "boost"
+    availability: Literal["demote", "filter"] = "demote"
+    unknown_stock: Literal["keep", "demote", "filter"] = "keep"
+    demote_margin: float = 0.05
+    intent_margin: float = 0.1  # non-branded intent, brands named in the query
+    size_margin: float = 0.05  # products stating a compatible size
+    diversity: Literal["cap", "mmr", "off"] = "cap"
+    per_brand: int = 3
+    diversity_window: int = 10
+    max_relevance_drop: float = 0.1
+    mmr_lambda: float = 0.7
+    pins: dict[str, list[str]] = field(default_factory=dict)  # query -> product ids
+
+
+@dataclass(frozen=True)
 class Config:
     index: IndexConfig = field(default_factory=IndexConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
 
 
-_CLASSES = {"index": IndexConfig, "retrieval": RetrievalConfig, "rerank": RerankConfig}
+_CLASSES = {"index": IndexConfig, "retrieval": RetrievalConfig, "rerank": RerankConfig,
+            "rules": RulesConfig}
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -88,6 +112,8 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} in [{name}]; "
                               f"valid: {', '.join(sorted(valid))}")
+        values = {k: tuple(v) if isinstance(v, list) and k != "pins" else v
+                  for k, v in values.items()}
         sections[name] = cls(**values)
     return Config(**sections)
 

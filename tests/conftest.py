@@ -67,3 +67,16 @@ def writable_index(small_index_dir: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "index"
     shutil.copytree(small_index_dir, copy)
     return copy
+
+
+RULES_FIXTURE = REPO / "tests" / "fixtures" / "rules_catalog.jsonl"
+
+
+@pytest.fixture(scope="session")
+def fixture_index_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """The hand-written rules fixture catalog (tests/fixtures/README.md), indexed."""
+    path = tmp_path_factory.mktemp("fixture-index") / "rules"
+    backend = EmbeddedBackend(path, dim=embedder.dim, model_id=embedder.model_id)
+    index_catalog(RULES_FIXTURE, backend, embedder)
+    backend.close()
+    return path

@@ -130,3 +130,37 @@ def test_eval_bad_options_are_usage_errors(few_judgments: Path):
     assert result.returncode == 2 and "expected KIND@K" in result.stderr
     result = run("eval", str(few_judgments), "--ranker", "bm99")
     assert result.returncode == 2 and "valid: random, bm25, dense" in result.stderr
+
+
+def test_inventory_update_reports_unknown_and_rejected(small_index_dir: Path, tmp_path: Path):
+    import shutil
+
+    index = tmp_path / "idx"
+    shutil.copytree(small_index_dir, index)
+    from rex_search.backends.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend(index)
+    asin = backend.bm25("running shoes", 1)[0].parent_asin
+    vectors_before = backend._vectors.ntotal
+    backend.close()
+    feed = tmp_path / "stock.csv"
+    feed.write_text("parent_asin,in_stock,quantity,price\n"
+                    f"{asin},false,0,12.50\n"
+                    "NOPE000001,true,3,\n"
+                    f"{asin},maybe,,\n")
+    result = CliRunner().invoke(cli, ["inventory", "update", str(feed), "--index", str(index)])
+    assert result.exit_code == 0, result.output
+    assert "3 rows, 1 products updated, 1 not in the index, 1 rejected" in result.output
+    assert "not in the index: NOPE000001" in result.output
+    assert "rejected row 3 (parent_asin=" in result.output
+    assert "in_stock: expected true/false, got 'maybe'" in result.output
+    backend = EmbeddedBackend(index)
+    item = backend.get([asin])[asin]
+    assert (item.in_stock, item.quantity, item.product.price) == (False, 0, 12.5)
+    assert backend._vectors.ntotal == vectors_before  # no re-embedding, nothing duplicated
+    assert backend._index.searcher().num_docs == backend.count()
+    from rex_search.backends.base import Filters
+
+    assert asin not in [h.parent_asin for h in backend.bm25(
+        "running shoes", 50, Filters(exclude_out_of_stock=True))]
+    backend.close()

@@ -20,7 +20,8 @@ class Filters:
     categories: tuple[str, ...] = ()
     min_price: float | None = None
     max_price: float | None = None
-    in_stock: bool | None = None
+    in_stock: bool | None = None  # True: only products known to be in stock
+    exclude_out_of_stock: bool = False  # drop products known to be out of stock, keep unknown
 
     def is_empty(self) -> bool:
         return self == Filters()
@@ -41,6 +42,14 @@ class IndexedProduct:
     product: Product
     in_stock: bool | None = None
     quantity: int | None = None
+
+
+@dataclass(frozen=True)
+class StockRecord:
+    parent_asin: str
+    in_stock: bool
+    quantity: int | None = None
+    price: float | None = None
 
 
 class Backend(Protocol):
@@ -66,6 +75,15 @@ class Backend(Protocol):
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored embedding vectors by id."""
+
+    def update_inventory(self, records: Sequence[StockRecord]) -> list[str]:
+        """Set stock (and optionally price) without re-embedding; returns the unknown ids."""
+
+    def brands(self) -> dict[str, str]:
+        """Known brands: brand_key -> display name."""
+
+    def generation(self) -> str:
+        """Changes whenever the searchable content changes (keys result caches)."""
 
     def delete(self, ids: Sequence[str]) -> int:
         """Remove products; returns how many existed."""

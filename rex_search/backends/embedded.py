@@ -29,7 +29,7 @@ import faiss
 import numpy as np
 import tantivy
 
-from rex_search.backends.base import Filters, IndexedProduct, ScoredId
+from rex_search.backends.base import Filters, IndexedProduct, ScoredId, StockRecord
 from rex_search.catalog.schema import Product, brand_key
 from rex_search.errors import BackendError
 
@@ -95,6 +95,7 @@ class EmbeddedBackend:
         self._vectors = self._load_vectors()
         self._hnsw = self._load_hnsw()
         self._dirty = False
+        self._generation = 0
 
     # -- manifest -------------------------------------------------------------------------
     def _read_manifest(self) -> dict[str, object] | None:
@@ -194,6 +195,36 @@ class EmbeddedBackend:
             self._index.reload()
             self._write_manifest()
             self._dirty = False
+            self._generation += 1
+
+    def generation(self) -> str:
+        return f"{self.manifest.get('updated_at')}/{self._generation}"
+
+    def update_inventory(self, records: Sequence[StockRecord]) -> list[str]:
+        """Update stock and price in sqlite and the BM25 filter fields; vectors are untouched."""
+        with self._lock:
+            stored = self.get([r.parent_asin for r in records])
+            unknown = [r.parent_asin for r in records if r.parent_asin not in stored]
+            writer = self._get_writer()
+            for record in records:
+                item = stored.get(record.parent_asin)
+                if item is None:
+                    continue
+                product = item.product
+                if record.price is not None and record.price != product.price:
+                    product = Product.from_dict({**product.to_dict(), "price": record.price})
+                    self._db.execute(
+                        "UPDATE products SET product=? WHERE parent_asin=?",
+                        (json.dumps(product.to_dict(), ensure_ascii=False), record.parent_asin))
+                self._db.execute(
+                    "UPDATE products SET in_stock=?, quantity=? WHERE parent_asin=?",
+                    (int(record.in_stock), record.quantity, record.parent_asin))
+                doc_id = doc_id_of(record.parent_asin)
+                writer.delete_documents_by_term("doc_id", doc_id)
+                writer.add_document(_bm25_document(doc_id, product, int(record.in_stock)))
+            self._dirty = True
+            self.commit()
+            return unknown
 
     def finalize(self) -> None:
         """After a run: rebuild the HNSW copy when the index uses one."""
@@ -376,6 +407,9 @@ def _with_filters(query: tantivy.Query, schema: tantivy.Schema,
     if filters.min_price is not None or filters.max_price is not None:
         clauses.append((must, tantivy.Query.range_query(
             schema, "price", tantivy.FieldType.Float, filters.min_price, filters.max_price)))
+    if filters.exclude_out_of_stock:
+        clauses.append((tantivy.Occur.MustNot,
+                        tantivy.Query.term_query(schema, "in_stock", 0)))
     if filters.in_stock is not None:
         clauses.append((must, tantivy.Query.term_query(schema, "in_stock",
                                                        int(filters.in_stock))))

@@ -21,6 +21,7 @@ from rex_search.backends.base import IndexedProduct, ScoredId
 from rex_search.catalog.schema import embedding_text
 from rex_search.evaluate.judgments import JudgedDoc
 from rex_search.pipelines.fusion import fuse
+from rex_search.pipelines.query import parse_query
 from rex_search.rerank.base import Reranker
 from rex_search.rules.base import Ranked, Rule, RuleContext
 
@@ -166,8 +167,9 @@ class PipelineRanker:
         for r, s in zip(window, scores, strict=True):
             r.score = r.rerank_score = s
         ranked[: len(window)] = sorted(window, key=lambda r: -r.score)
+        context = RuleContext(query=query, parsed=parse_query(query))
         for rule in self._rules:
-            ranked = rule.apply(ranked, RuleContext(query=query)).kept
+            ranked = rule.apply(ranked, context).kept
         position = {r.parent_asin: len(ranked) - i for i, r in enumerate(ranked)}
         return [float(position.get(d.parent_asin, -1)) for d in docs]
 

@@ -1,21 +1,37 @@
-"""`SearchPipeline`: retrieve -> rerank -> rules -> one page of explained results.
+"""`SearchPipeline`: understand -> retrieve -> rerank -> rules -> one page of explained results.
 
 Construct once per process and share it: `search` keeps no per-request state on the instance,
-and the models serialise their own inference, so concurrent calls are safe.
+the models serialise their own inference, and the result cache is locked, so concurrent calls
+are safe. The full ranked list of a (query, filters, reranker, index generation) is computed
+once and cached, so page 2 never repeats or skips a page-1 product.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from rex_search.backends.base import Backend, Filters
-from rex_search.config import Config, RerankConfig, RetrievalConfig
+from rex_search.config import Config, RerankConfig, RetrievalConfig, RulesConfig
 from rex_search.indexer.embed import Embedder
+from rex_search.pipelines.query import GENERIC_BRANDS, KnownBrands, ParsedQuery, parse_query
 from rex_search.pipelines.retrieve import retrieve
 from rex_search.rerank.base import Reranker, load_reranker
-from rex_search.results import Explanation, Hit, SearchResult
-from rex_search.rules.base import Ranked, Rule, RuleContext
+from rex_search.results import Explanation, Hit, RuleEffect, SearchResult
+from rex_search.rules.base import Ranked, RuleContext
+from rex_search.rules.build import build_rules
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ranking:
+    parsed: ParsedQuery
+    ranked: list[Ranked]
+    removed: list[tuple[Ranked, RuleEffect]]
+    reranked: int
+    timings_ms: dict[str, float]
 
 
 class SearchPipeline:
@@ -23,20 +39,24 @@ class SearchPipeline:
 
     Example:
         >>> pipeline = SearchPipeline.from_config(load_config())
-        >>> result = pipeline.search("running shoes", size=5)
-        >>> [hit.title for hit in result.hits][:1]
-        ["Nike Women's Race Running Shoe, ..."]
+        >>> [h.title for h in pipeline.search("running shoes no nike", size=2).hits]
+        ['Running Shoes for Men Fashion Tennis Shoes ...', 'QANSI Mens Running Shoes ...']
     """
 
     def __init__(self, backend: Backend, embedder: Embedder, reranker: Reranker,
                  retrieval: RetrievalConfig | None = None, rerank: RerankConfig | None = None,
-                 rules: Sequence[Rule] = ()) -> None:
+                 rules: RulesConfig | None = None, cache_size: int = 256) -> None:
         self.backend = backend
         self.embedder = embedder
         self.reranker = reranker
         self.retrieval = retrieval or RetrievalConfig()
         self.rerank_config = rerank or RerankConfig()
-        self.rules = tuple(rules)
+        self.rules_config = rules or RulesConfig()
+        self.rules = build_rules(self.rules_config)
+        self._cache: OrderedDict[tuple, _Ranking] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self._brands: tuple[str, KnownBrands] | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> SearchPipeline:
@@ -46,7 +66,15 @@ class SearchPipeline:
         backend = open_backend(config.index.path, embedder=None)
         reranker = load_reranker(config.rerank.model, embedder, config.rerank.max_tokens,
                                  config.rerank.batch_size)
-        return cls(backend, embedder, reranker, config.retrieval, config.rerank)
+        return cls(backend, embedder, reranker, config.retrieval, config.rerank, config.rules)
+
+    def known_brands(self) -> KnownBrands:
+        generation = self.backend.generation()
+        with self._lock:
+            if self._brands is None or self._brands[0] != generation:
+                self._brands = (generation, KnownBrands(self.backend.brands(),
+                                                        self.rules_config.brand_aliases))
+            return self._brands[1]
 
     def search(self, query: str, filters: Filters | None = None, page: int = 1,
                size: int = 10) -> SearchResult:
@@ -54,23 +82,47 @@ class SearchPipeline:
         if page < 1 or size < 1:
             raise ValueError(f"page and size must be >= 1, got page={page}, size={size}")
         started = time.perf_counter()
-        timings: dict[str, float] = {}
-        ranked, removed, reranked = self._rank(query, filters, page * size, timings)
+        key = (" ".join(query.split()).lower(), filters, self.reranker.name,
+               self.backend.generation())
+        with self._lock:
+            ranking = self._cache.get(key)
+            if ranking is not None:
+                self._cache.move_to_end(key)
+        cached = ranking is not None
+        if ranking is None:
+            ranking = self._rank(query, filters)
+            with self._lock:
+                self._cache[key] = ranking
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         first = (page - 1) * size
-        hits = tuple(_hit(first + i + 1, r) for i, r in enumerate(ranked[first:first + size]))
+        hits = tuple(_hit(first + i + 1, r)
+                     for i, r in enumerate(ranking.ranked[first:first + size]))
+        timings = {"cached": 1.0} if cached else dict(ranking.timings_ms)
         timings["total"] = _ms(started)
         return SearchResult(
-            query=query, hits=hits, page=page, size=size, total_candidates=len(ranked),
-            reranker=self.reranker.name, reranked=reranked, timings_ms=timings,
-            removed=tuple((r.parent_asin, effect) for r, effect in removed),
+            query=query, hits=hits, page=page, size=size, total_candidates=len(ranking.ranked),
+            reranker=self.reranker.name, reranked=ranking.reranked, timings_ms=timings,
+            removed=tuple((r.parent_asin, effect) for r, effect in ranking.removed),
+            constraints=ranking.parsed.constraints(),
         )
 
-    def _rank(self, query: str, filters: Filters | None, page_window: int,
-              timings: dict[str, float]) -> tuple[list[Ranked], list, int]:
+    def _rank(self, query: str, filters: Filters | None) -> _Ranking:
+        timings: dict[str, float] = {}
         step = time.perf_counter()
-        vector = self.embedder.encode([query])[0]
+        explicit = self.rules_config.explicit_brands
+        parsed = parse_query(query, self.known_brands(), detect_brands=explicit != "off")
+        pushed = self._pushdown(filters or Filters(), parsed)
+        timings["understand"] = _ms(step)
+        step = time.perf_counter()
+        vector = self.embedder.encode([parsed.text])[0]
         timings["embed_query"] = _ms(step)
-        found = retrieve(self.backend, query, vector, self.retrieval, filters)
+        extra = None
+        if parsed.non_branded:
+            generic = tuple(k for k in self.known_brands().display if k in GENERIC_BRANDS)
+            if generic:
+                extra = {"generic": dataclasses.replace(pushed, brands=generic)}
+        found = retrieve(self.backend, parsed.text, vector, self.retrieval, pushed, extra)
         timings.update(found.timings_ms)
         step = time.perf_counter()
         stored = self.backend.get([c.parent_asin for c in found.candidates])
@@ -78,17 +130,39 @@ class SearchPipeline:
                   for c in found.candidates if c.parent_asin in stored]
         timings["fetch"] = _ms(step)
         step = time.perf_counter()
-        reranked = self._rerank(query, ranked)
+        reranked = self._rerank(parsed.text, ranked)
         timings["rerank"] = _ms(step)
         step = time.perf_counter()
-        context = RuleContext(query=query, page_window=page_window)
-        removed = []
+        context = RuleContext(query=query, parsed=parsed, vectors=self.backend.vectors,
+                              fetch=self.backend.get)
+        removed: list[tuple[Ranked, RuleEffect]] = []
         for rule in self.rules:
             outcome = rule.apply(ranked, context)
             ranked = outcome.kept
             removed.extend(outcome.removed)
         timings["rules"] = _ms(step)
-        return ranked, removed, reranked
+        return _Ranking(parsed, ranked, removed, reranked, timings)
+
+    def _pushdown(self, filters: Filters, parsed: ParsedQuery) -> Filters:
+        """Merge the caller's filters with what the query and configuration demand."""
+        config = self.rules_config
+        brands = filters.brands
+        if config.explicit_brands == "filter" and parsed.brand_keys:
+            brands = tuple(dict.fromkeys((*brands, *parsed.brand_keys)))
+        exclude = tuple(dict.fromkeys((*filters.exclude_brands, *parsed.exclude_brand_keys,
+                                       *config.always_exclude_brands)))
+        in_stock, drop_out = filters.in_stock, filters.exclude_out_of_stock
+        if config.availability == "filter" and "availability" in config.order:
+            if config.unknown_stock == "filter":
+                in_stock = True
+            else:
+                drop_out = True
+        return dataclasses.replace(
+            filters, brands=brands, exclude_brands=exclude, in_stock=in_stock,
+            exclude_out_of_stock=drop_out,
+            min_price=filters.min_price if filters.min_price is not None else parsed.min_price,
+            max_price=filters.max_price if filters.max_price is not None else parsed.max_price,
+        )
 
     def _rerank(self, query: str, ranked: list[Ranked]) -> int:
         """Score the first `window` candidates; they lead, the rest keep fused order."""
@@ -113,17 +187,19 @@ class SearchPipeline:
 
 def _hit(rank: int, r: Ranked) -> Hit:
     product = r.item.product
-    sources = r.candidate.sources
     return Hit(
         rank=rank, parent_asin=r.parent_asin, title=product.title, brand=product.brand,
         price=product.price, in_stock=r.item.in_stock, score=r.score,
         explanation=Explanation(
-            retrieval=dict(sources), fused_rank=r.candidate.fused_rank,
-            fused_score=r.candidate.fused_score,
-            rerank_score=r.rerank_score, rerank_rank=r.rerank_rank, rules=tuple(r.effects),
+            retrieval=dict(r.candidate.sources), fused_rank=r.candidate.fused_rank,
+            fused_score=r.candidate.fused_score, rerank_score=r.rerank_score,
+            rerank_rank=r.rerank_rank, rules=tuple(r.effects),
         ),
     )
 
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
+
+
+__all__: Sequence[str] = ("SearchPipeline",)

@@ -19,8 +19,14 @@ class Retrieved:
 
 
 def retrieve(backend: Backend, query: str, query_vector: np.ndarray, config: RetrievalConfig,
-             filters: Filters | None = None) -> Retrieved:
-    """Both sources with the same filters, fused by ``config.fusion``; per-source ranks kept."""
+             filters: Filters | None = None,
+             extra: dict[str, Filters] | None = None) -> Retrieved:
+    """Both sources with the same filters, fused by ``config.fusion``; per-source ranks kept.
+
+    ``extra`` adds restricted sources (e.g. ``{"generic": Filters(brands=...)}`` for a
+    non-branded query, so generic products are candidates even when branded ones dominate the
+    unrestricted top-N); each becomes ``bm25:NAME`` and ``dense:NAME`` in the fusion.
+    """
     timings: dict[str, float] = {}
     started = time.perf_counter()
     bm25 = backend.bm25(query, config.bm25_k, filters)
@@ -28,8 +34,15 @@ def retrieve(backend: Backend, query: str, query_vector: np.ndarray, config: Ret
     started = time.perf_counter()
     dense = backend.knn(query_vector, config.dense_k, filters)
     timings["dense"] = _ms(started)
+    lists = {"bm25": bm25, "dense": dense}
     started = time.perf_counter()
-    candidates = fuse({"bm25": bm25, "dense": dense}, config.fusion, config.rrf_k, config.weights)
+    for name, restricted in (extra or {}).items():
+        lists[f"bm25:{name}"] = backend.bm25(query, config.bm25_k // 4, restricted)
+        lists[f"dense:{name}"] = backend.knn(query_vector, config.dense_k // 4, restricted)
+    if extra:
+        timings["extra_sources"] = _ms(started)
+    started = time.perf_counter()
+    candidates = fuse(lists, config.fusion, config.rrf_k, config.weights)
     timings["fuse"] = _ms(started)
     return Retrieved(candidates, timings)
 

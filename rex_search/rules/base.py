@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from rex_search.backends.base import IndexedProduct
 from rex_search.pipelines.fusion import Candidate
+from rex_search.pipelines.query import ParsedQuery
 from rex_search.results import RuleEffect
 
 
@@ -29,8 +33,9 @@ class Ranked:
 @dataclass(frozen=True)
 class RuleContext:
     query: str
-    constraints: object | None = None  # a ParsedQuery when query understanding ran
-    page_window: int = 10
+    parsed: ParsedQuery | None = None  # None when query understanding did not run
+    vectors: Callable[[list[str]], dict[str, np.ndarray]] | None = None  # stored embeddings
+    fetch: Callable[[list[str]], dict[str, IndexedProduct]] | None = None  # stored products
 
 
 @dataclass
@@ -44,3 +49,35 @@ class Rule(Protocol):
 
     def apply(self, ranked: list[Ranked], context: RuleContext) -> RuleOutcome:
         """Return the new order; record effects on the items (``item.effects``) it changes."""
+
+
+def segments(ranked: list[Ranked]) -> list[list[Ranked]]:
+    """Split into runs of reranked items and of fused-order items: their scores are on different
+    scales, so a rule may reorder within a run but never across runs."""
+    runs: list[list[Ranked]] = []
+    for r in ranked:
+        if runs and (runs[-1][0].rerank_score is None) == (r.rerank_score is None):
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    return runs
+
+
+def reorder(ranked: list[Ranked], adjust: Callable[[Ranked], float], rule: str, action: str,
+            reason: str) -> list[Ranked]:
+    """Sort each segment by score + adjust(item), stable; record the move of adjusted items.
+
+    A positive adjustment of m lets an item pass only items scoring less than m above it, a
+    negative one drops it only below items scoring less than m below it: nothing moves past an
+    item whose relevance differs by more than the margin.
+    """
+    before = {r.parent_asin: i + 1 for i, r in enumerate(ranked)}
+    out: list[Ranked] = []
+    for run in segments(ranked):
+        out += sorted(run, key=lambda r: -(r.score + adjust(r)))
+    for i, r in enumerate(out, start=1):
+        if adjust(r) != 0:
+            moved = f"rank {before[r.parent_asin]} -> {i}" if before[r.parent_asin] != i \
+                else f"rank {i} unchanged"
+            r.effects.append(RuleEffect(rule, action, f"{reason}: {moved}"))
+    return out

@@ -1,0 +1,248 @@
+"""Query understanding: a raw shopper query -> model text + structured constraints.
+
+Cross-encoders and embeddings do not honour negation ("no nike" pulls Nike closer), so
+exclusions, non-branded intent, prices and sizes are taken out of the text the models see and
+enforced by filters and rules instead. Brands are recognised only against the catalog's known
+brands (`KnownBrands`), case- and punctuation-insensitively; a negated word that is not a known
+brand is never turned into an exclusion (no over-dropping), it is only removed from the model
+text and reported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from rex_search.catalog.schema import brand_key
+
+# Words that happen to be brand names in real catalogs ("Now", "At", "Gap") but are far more
+# often plain words: never read as a brand unless negated explicitly and nothing else matches.
+_STOPWORDS = frozenset({
+    "a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with",
+    "now", "new", "one", "all", "best", "top", "pro", "plus", "max", "mini", "big", "small",
+    "black", "white", "red", "blue", "green", "kids", "men", "women", "mens", "womens", "girls",
+    "boys", "baby", "home",
+})
+_CORPORATE = ("incorporated", "inc", "llc", "ltd", "limited", "corporation", "corp", "co",
+              "company", "gmbh", "official", "store", "brand")
+GENERIC_BRANDS = frozenset({"generic", "unbranded", "nobrand", "unknown", "na", "none", "oem",
+                            "nonbranded", "noname"})
+
+_NEGATION = re.compile(
+    r"(?:^|\s)(?:-(?=\w)|(?:no|not|without|except|excluding|exclude|minus|non|other\s+than|"
+    r"but\s+not|anything\s+but|anything\s+except)\s+)", re.I)
+_NON_BRANDED = re.compile(
+    r"\b(?:non[-\s]?branded|un[-\s]?branded|generic|no[-\s]?brand|no[-\s]name|off[-\s]brand|"
+    r"white[-\s]label)\b", re.I)
+_AD_FREE = re.compile(r"\b(?:no\s+ads|without\s+ads|ad[-\s]?free|no\s+advertis\w*)\b", re.I)
+_NUM = r"\$?\s*(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?!\d|[.,]\d)"
+_MAX_PRICE = re.compile(
+    r"\b(?:under|below|less\s+than|cheaper\s+than|max(?:imum)?|up\s+to|at\s+most|<)\s*"
+    + _NUM + r"\s*(?:dollars?|usd|bucks)?(?!\s*(?:inch|in\b|tb|gb|oz|lb|ft|cm|mm))", re.I)
+_MIN_PRICE = re.compile(
+    r"\b(?:over|above|more\s+than|at\s+least|min(?:imum)?|>)\s*" + _NUM
+    + r"\s*(?:dollars?|usd|bucks)?(?!\s*(?:inch|in\b|tb|gb|oz|lb|ft|cm|mm))", re.I)
+_BETWEEN = re.compile(r"\bbetween\s*" + _NUM + r"\s*(?:and|-|to)\s*" + _NUM
+                      + r"\s*(?:dollars?|usd|bucks)?", re.I)
+_UNITS = {
+    "in": ("inches", "inch", "in", '"', "”", "''"), "ft": ("feet", "foot", "ft", "'"),
+    "tb": ("tb", "terabyte", "terabytes"), "gb": ("gb", "gigabyte", "gigabytes"),
+    "oz": ("oz", "ounce", "ounces"), "lb": ("lbs", "lb", "pound", "pounds"),
+    "cm": ("cm",), "mm": ("mm",), "ml": ("ml",), "l": ("liter", "liters", "litre", "l"),
+    "mah": ("mah",), "w": ("watt", "watts", "w"), "v": ("volt", "volts", "v"),
+    "pack": ("pack", "pk", "count", "ct", "pcs", "pieces"),
+}
+_UNIT_OF = {alias: unit for unit, aliases in _UNITS.items() for alias in aliases}
+_SIZE = re.compile(
+    r"(?<![\w.])(\d+\s+\d+/\d+|\d+/\d+|\d+(?:\.\d+)?)\s*-?\s*("
+    + "|".join(sorted((re.escape(a) for a in _UNIT_OF), key=len, reverse=True))
+    + r")(?![\w])", re.I)
+
+
+@dataclass(frozen=True)
+class Size:
+    value: float
+    unit: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """What the query asks for. ``text`` is what the models see."""
+
+    raw: str
+    text: str
+    exclude_brands: tuple[str, ...] = ()  # display names of known brands
+    exclude_brand_keys: tuple[str, ...] = ()  # every catalog brand key in those families
+    brands: tuple[str, ...] = ()  # brands the query names (a preference, not a filter)
+    brand_keys: tuple[str, ...] = ()
+    non_branded: bool = False
+    ad_free: bool = False
+    sizes: tuple[Size, ...] = ()
+    min_price: float | None = None
+    max_price: float | None = None
+    ignored_negations: tuple[str, ...] = ()  # negated words that are not known brands
+    notes: tuple[str, ...] = field(default=())
+
+    def constraints(self) -> dict[str, object]:
+        return {k: v for k, v in {
+            "model_text": self.text, "exclude_brands": list(self.exclude_brands),
+            "brands": list(self.brands), "non_branded": self.non_branded,
+            "ad_free": self.ad_free, "sizes": [f"{s.value:g} {s.unit}" for s in self.sizes],
+            "min_price": self.min_price, "max_price": self.max_price,
+            "ignored_negations": list(self.ignored_negations),
+        }.items() if v not in (None, False, [], ())}
+
+
+def brand_family(key: str) -> str:
+    """Brand key without corporate suffixes: "hpinc" -> "hp", "sonycorporation" -> "sony"."""
+    for suffix in _CORPORATE:
+        if key.endswith(suffix) and len(key) - len(suffix) >= 2:
+            return key[: -len(suffix)]
+    return key
+
+
+class KnownBrands:
+    """The catalog's brands, looked up by phrase; aliases map extra names to a brand."""
+
+    def __init__(self, brands: Mapping[str, str], aliases: Mapping[str, str] | None = None):
+        self.display: dict[str, str] = dict(brands)  # key -> display name
+        self.families: dict[str, set[str]] = {}
+        for key in self.display:
+            self.families.setdefault(brand_family(key), set()).add(key)
+        for alias, target in (aliases or {}).items():
+            family = brand_family(brand_key(target))
+            self.families.setdefault(brand_key(alias), set()).update(
+                self.families.get(family, {brand_key(target)}))
+            self.display.setdefault(brand_key(alias), target)
+
+    @classmethod
+    def from_names(cls, names: Iterable[str]) -> KnownBrands:
+        return cls({brand_key(n): n for n in names if brand_key(n)})
+
+    def lookup(self, phrase: str) -> set[str] | None:
+        """All brand keys in the family the phrase names, or None if it names no known brand."""
+        key = brand_key(phrase)
+        if not key:
+            return None
+        family = self.families.get(key) or self.families.get(brand_family(key))
+        return set(family) if family else None
+
+    def name(self, phrase: str) -> str:
+        keys = self.lookup(phrase) or set()
+        return self.display.get(brand_key(phrase)) or (
+            self.display[min(keys)] if keys else phrase)
+
+
+def parse_query(raw: str, brands: KnownBrands | None = None,
+                detect_brands: bool = True) -> ParsedQuery:
+    """Parse ``raw`` into model text and constraints (see the module docstring)."""
+    brands = brands or KnownBrands({})
+    text = f" {raw.strip()} "
+    found: dict[str, object] = {"exclude": [], "exclude_keys": set(), "ignored": [], "notes": []}
+
+    non_branded = bool(_NON_BRANDED.search(text))
+    text = _NON_BRANDED.sub(" ", text)
+    ad_free = bool(_AD_FREE.search(text))
+    text = _AD_FREE.sub(" ad-free ", text) if ad_free else text
+
+    min_price = max_price = None
+    if m := _BETWEEN.search(text):
+        low, high = sorted((_number(m.group(1)), _number(m.group(2))))
+        min_price, max_price = low, high
+        text = text.replace(m.group(0), " ")
+    if m := _MAX_PRICE.search(text):
+        max_price = _number(m.group(1))
+        text = text.replace(m.group(0), " ")
+    if m := _MIN_PRICE.search(text):
+        min_price = _number(m.group(1))
+        text = text.replace(m.group(0), " ")
+
+    text = _take_negations(text, brands, found)
+
+    sizes = tuple(_size(m) for m in _SIZE.finditer(text))
+    for size, m in zip(sizes, list(_SIZE.finditer(text)), strict=True):
+        text = text.replace(m.group(0), f" {size.text} ", 1)
+
+    named, named_keys = (), ()
+    if detect_brands:
+        named, named_keys = _named_brands(text, brands)
+    clean = re.sub(r"\s+", " ", text).strip() or raw.strip()
+    return ParsedQuery(
+        raw=raw, text=clean, exclude_brands=tuple(found["exclude"]),  # type: ignore[arg-type]
+        exclude_brand_keys=tuple(sorted(found["exclude_keys"])),  # type: ignore[arg-type]
+        brands=named, brand_keys=named_keys, non_branded=non_branded, ad_free=ad_free,
+        sizes=sizes, min_price=min_price, max_price=max_price,
+        ignored_negations=tuple(found["ignored"]),  # type: ignore[arg-type]
+    )
+
+
+def _take_negations(text: str, brands: KnownBrands, found: dict[str, object]) -> str:
+    """Remove every negated phrase; known brands become exclusions (longest match wins)."""
+    while m := _NEGATION.search(text):
+        rest = text[m.end():]
+        words = re.findall(r"[\w&'.+-]+", rest)[:4]
+        matched = 0
+        for n in range(min(4, len(words)), 0, -1):
+            phrase = " ".join(words[:n])
+            keys = brands.lookup(phrase)
+            if keys and not (n == 1 and brand_key(phrase) in _STOPWORDS):
+                found["exclude"].append(brands.name(phrase))  # type: ignore[union-attr]
+                found["exclude_keys"].update(keys)  # type: ignore[union-attr]
+                matched = n
+                break
+        if matched == 0:
+            matched = 1 if words else 0
+            if words:
+                found["ignored"].append(words[0])  # type: ignore[union-attr]
+        span = _span_of_words(rest, matched)
+        text = text[: m.start()] + " " + rest[span:]
+    return text
+
+
+def _span_of_words(text: str, n: int) -> int:
+    end = 0
+    for _ in range(n):
+        m = re.search(r"[\w&'.+-]+", text[end:])
+        if not m:
+            break
+        end += m.end()
+    return end
+
+
+def _named_brands(text: str, brands: KnownBrands) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    words = re.findall(r"[\w&'.+-]+", text)
+    names: list[str] = []
+    keys: set[str] = set()
+    i = 0
+    while i < len(words):
+        for n in range(min(3, len(words) - i), 0, -1):
+            phrase = " ".join(words[i:i + n])
+            found = brands.lookup(phrase)
+            if found and not (n == 1 and (brand_key(phrase) in _STOPWORDS or len(phrase) < 3
+                                          or phrase.isdigit())):
+                names.append(brands.name(phrase))
+                keys |= found
+                i += n
+                break
+        else:
+            i += 1
+    return tuple(names), tuple(sorted(keys))
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def _size(m: re.Match[str]) -> Size:
+    number, unit_text = m.group(1), m.group(2).lower()
+    if "/" in number:
+        whole, _, frac = number.rpartition(" ")
+        top, bottom = frac.split("/")
+        value = (float(whole) if whole else 0.0) + float(top) / float(bottom)
+    else:
+        value = float(number)
+    unit = _UNIT_OF.get(unit_text, unit_text)
+    words = {"in": "inch", "ft": "foot", "lb": "pound", "oz": "ounce"}
+    return Size(value, unit, f"{number} {words.get(unit, unit)}")
