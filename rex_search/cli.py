@@ -19,13 +19,22 @@ from rex_search.errors import RexSearchError
 from rex_search.results import SearchResult
 
 DEFAULT_METRICS = ("ndcg@5", "ndcg@10", "ndcg_exp@10", "ndcg_topk@5", "mrr@10", "recall@10")
-DEFAULT_INDEX_HELP = "index directory (default: $REX_INDEX, the config's [index] path, ./rex-index)"
+DEFAULT_INDEX_HELP = ("index directory or cluster URL, e.g. opensearch://host:9200/products "
+                      "(default: $REX_BACKEND, $REX_INDEX, the config's [index] path, ./rex-index)")
 
 
 def _config(ctx: click.Context, index: str | None) -> Config:
     config: Config = ctx.obj["config"]
-    path = index or os.environ.get("REX_INDEX")
+    path = index or os.environ.get("REX_BACKEND") or os.environ.get("REX_INDEX")
     return with_overrides(config, index={"path": path})
+
+
+def _require_index(config: Config) -> None:
+    from rex_search.backends.open import index_exists
+
+    if not index_exists(config.index.path):
+        raise RexSearchError(f"no index at {config.index.path}: run `rex-search index "
+                             "CATALOG` first (or pass --index)")
 
 
 @click.group()
@@ -35,21 +44,28 @@ def _config(ctx: click.Context, index: str | None) -> Config:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """rex-search: retrieve, rerank and explain product search results."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    # Only rex-search's own messages: client libraries log tracebacks for every failed request.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    package = logging.getLogger("rex_search")
+    if not package.handlers:
+        package.addHandler(handler)
+    package.setLevel(logging.INFO if verbose else logging.WARNING)
     ctx.obj = {"config": load_config(config_path)}
 
 
 @cli.command()
 @click.argument("catalog", type=click.Path(path_type=Path))
-@click.option("--index", help=DEFAULT_INDEX_HELP)
+@click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP)
+@click.option("--reindex", is_flag=True,
+              help="cluster backends: build a new index and swap the alias when done")
 @click.option("--vector-index", type=click.Choice(["flat", "hnsw"]), default=None,
               help="exact (flat) or approximate (hnsw) dense search")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=None)
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.pass_context
-def index(ctx: click.Context, catalog: Path, index: str | None, vector_index: str | None,
-          batch_size: int | None, as_json: bool) -> None:
+def index(ctx: click.Context, catalog: Path, index: str | None, reindex: bool,
+          vector_index: str | None, batch_size: int | None, as_json: bool) -> None:
     """Index CATALOG (parquet, CSV or JSONL) into the index; re-running skips unchanged products."""
     from tqdm import tqdm
 
@@ -62,30 +78,37 @@ def index(ctx: click.Context, catalog: Path, index: str | None, vector_index: st
     if not catalog.is_file():
         raise RexSearchError(f"catalog file not found: {catalog}")
     embedder = Embedder(config.index.embedding_model)
-    backend = open_backend(config.index.path, embedder, config.index.vector_index)
+    backend = open_backend(config.index.path, embedder, config.index.vector_index, reindex)
+    report_dir = backend.path if hasattr(backend, "path") else None
     with tqdm(desc="indexing", unit="rows", disable=as_json or not sys.stderr.isatty()) as bar:
         summary = index_catalog(catalog, backend, embedder, batch_size=config.index.batch_size,
-                                progress=bar.update, report_dir=backend.path)
+                                progress=bar.update, report_dir=report_dir)
     backend.close()
+    where = getattr(backend, "path", None) or backend.target.display
     if as_json:
-        click.echo(json.dumps({**summary.to_dict(), "index": str(backend.path)}, indent=2))
+        click.echo(json.dumps({**summary.to_dict(), "index": str(where)}, indent=2))
     else:
         click.echo(
             f"{catalog}: {summary.rows_read} rows read, {summary.indexed} indexed, "
-            f"{summary.unchanged} unchanged, {summary.rejected} rejected "
-            f"({summary.seconds:.1f} s) -> {backend.path}"
+            f"{summary.unchanged} unchanged, {summary.rejected} rejected, "
+            f"{len(summary.failed)} failed ({summary.seconds:.1f} s) -> {where}"
         )
+        for asin, reason in summary.failed[:20]:
+            click.echo(f"  failed {asin}: {reason}")
         for row in summary.rejected_examples:
             click.echo(f"  rejected {row}")
         if summary.rejected > len(summary.rejected_examples):
             click.echo(f"  ... all {summary.rejected} rejections: {summary.rejected_report}")
+    if summary.failed:
+        raise RexSearchError(f"{len(summary.failed)} product(s) were not indexed (listed above); "
+                             "re-run the same command to retry them")
     if summary.indexed + summary.unchanged == 0 and summary.rejected:
         raise RexSearchError(f"no valid rows in {catalog}: all {summary.rejected} were rejected")
 
 
 @cli.command()
 @click.argument("text")
-@click.option("--index", help=DEFAULT_INDEX_HELP)
+@click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP)
 @click.option("-n", "--size", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--page", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--brand", multiple=True, help="only these brands (repeatable)")
@@ -105,9 +128,7 @@ def query(ctx: click.Context, text: str, index: str | None, size: int, page: int
     if not text.strip():
         raise RexSearchError("the query is empty; pass some words, e.g. 'running shoes'")
     config = with_overrides(_config(ctx, index), rerank={"model": reranker})
-    if not (Path(config.index.path) / "manifest.json").exists():
-        raise RexSearchError(f"no index at {config.index.path}: run `rex-search index "
-                             "CATALOG` first (or pass --index)")
+    _require_index(config)
     pipeline = SearchPipeline.from_config(config)
     filters = Filters(brands=brand, exclude_brands=exclude_brand, min_price=min_price,
                       max_price=max_price)
@@ -159,7 +180,7 @@ def _explain(hit) -> list[str]:
 
 
 @cli.command()
-@click.option("--index", help=DEFAULT_INDEX_HELP)
+@click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def info(ctx: click.Context, index: str | None, as_json: bool) -> None:
@@ -167,8 +188,7 @@ def info(ctx: click.Context, index: str | None, as_json: bool) -> None:
     from rex_search.backends.open import open_backend
 
     config = _config(ctx, index)
-    if not (Path(config.index.path) / "manifest.json").exists():
-        raise RexSearchError(f"no index at {config.index.path}")
+    _require_index(config)
     backend = open_backend(config.index.path)
     details = backend.info()
     backend.close()
@@ -186,7 +206,7 @@ def inventory() -> None:
 
 @inventory.command("update")
 @click.argument("feed", type=click.Path(path_type=Path))
-@click.option("--index", help=DEFAULT_INDEX_HELP)
+@click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def inventory_update(ctx: click.Context, feed: Path, index: str | None, as_json: bool) -> None:
@@ -197,8 +217,7 @@ def inventory_update(ctx: click.Context, feed: Path, index: str | None, as_json:
     from rex_search.catalog.inventory import read_inventory
 
     config = _config(ctx, index)
-    if not (Path(config.index.path) / "manifest.json").exists():
-        raise RexSearchError(f"no index at {config.index.path}")
+    _require_index(config)
     started = time.perf_counter()
     records, rejected = read_inventory(feed)
     backend = open_backend(config.index.path)
@@ -221,6 +240,36 @@ def inventory_update(ctx: click.Context, feed: Path, index: str | None, as_json:
         click.echo(f"  rejected {row}")
 
 
+@cli.group("opensearch")
+def opensearch_group() -> None:
+    """OpenSearch integration."""
+
+
+@opensearch_group.command("install-pipeline")
+@click.option("--index", "--backend", "index", help="opensearch[+https]://... cluster URL")
+@click.option("--service", required=True, help="the rex-search service, e.g. http://10.0.0.5:8080")
+@click.option("--name", default="rex-rerank", show_default=True, help="search pipeline name")
+@click.option("--dry-run", is_flag=True, help="print the requests instead of sending them")
+@click.pass_context
+def install_pipeline(ctx: click.Context, index: str | None, service: str, name: str,
+                     dry_run: bool) -> None:
+    """Register rex-search as the reranker of an OpenSearch search pipeline."""
+    from rex_search.integrations.opensearch_pipeline import install, plan
+
+    if dry_run:
+        for step in plan(service, name):
+            click.echo(f"{step.method} {step.path}\n{json.dumps(step.body, indent=2)}\n")
+        return
+    from rex_search.backends.connection import is_cluster_url, parse_target
+    from rex_search.backends.opensearch import opensearch_client
+
+    target = _config(ctx, index).index.path
+    if not is_cluster_url(target) or not target.startswith("opensearch"):
+        raise RexSearchError("install-pipeline needs --index opensearch[+https]://host:port/INDEX")
+    created = install(opensearch_client(parse_target(target)), service, name)
+    click.echo(json.dumps(created, indent=2))
+
+
 @cli.command("eval")
 @click.argument("judgments", type=click.Path(path_type=Path))
 @click.option("--mode", type=click.Choice(["rerank", "end-to-end"]), default="rerank",
@@ -233,7 +282,7 @@ def inventory_update(ctx: click.Context, feed: Path, index: str | None, as_json:
                    "ndcg_topk@5, mrr@10, recall@10)")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="relevance that counts as relevant for mrr and recall")
-@click.option("--index", help=DEFAULT_INDEX_HELP + "; end-to-end mode")
+@click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP + "; end-to-end mode")
 @click.option("--reranker", help="embedding-cosine, or a cross-encoder directory / hub id")
 @click.option("--bootstrap", "resamples", type=click.IntRange(100), default=1000,
               show_default=True)
@@ -277,8 +326,7 @@ def evaluate(ctx: click.Context, judgments: Path, mode: str, rankers: tuple[str,
     else:
         from rex_search.pipelines.pipeline import SearchPipeline
 
-        if not (Path(config.index.path) / "manifest.json").exists():
-            raise RexSearchError(f"end-to-end mode needs an index; none at {config.index.path}")
+        _require_index(config)
         pipeline = SearchPipeline.from_config(config)
         report = evaluate_end_to_end(queries, pipeline, "pipeline", specs, threshold,
                                      resamples, seed)

@@ -80,3 +80,16 @@ def fixture_index_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedd
     index_catalog(RULES_FIXTURE, backend, embedder)
     backend.close()
     return path
+
+
+@pytest.fixture(scope="session")
+def osmem_server():
+    """osmem-server (OpenSearch-API emulator) for the session; overrides the plugin's fixture
+    to also close the server's stdout pipe, which the plugin leaves open."""
+    from osmem_server import OsmemServer
+
+    server = OsmemServer.start()
+    yield server
+    server.close()
+    if server.process.stdout is not None:
+        server.process.stdout.close()

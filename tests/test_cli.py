@@ -50,7 +50,7 @@ def test_index_command_reports_rejections(tmp_path: Path):
                        '{"parent_asin": "A2", "title": "", "price": "3"}\n')
     result = CliRunner().invoke(cli, ["index", str(catalog), "--index", str(tmp_path / "i")])
     assert result.exit_code == 0, result.output
-    assert "2 rows read, 1 indexed, 0 unchanged, 1 rejected" in result.output
+    assert "2 rows read, 1 indexed, 0 unchanged, 1 rejected, 0 failed" in result.output
     assert "rejected row 2 (parent_asin=A2): title: expected a non-empty string" in result.output
     again = CliRunner().invoke(cli, ["index", str(catalog), "--index", str(tmp_path / "i"),
                                      "--json"])

@@ -55,8 +55,9 @@ class StockRecord:
 class Backend(Protocol):
     """What the indexer and the pipelines need from an index."""
 
-    def upsert(self, products: Sequence[Product], vectors: np.ndarray) -> None:
-        """Insert or replace products by parent_asin (idempotent); visible after `commit`."""
+    def upsert(self, products: Sequence[Product], vectors: np.ndarray) -> list[tuple[str, str]]:
+        """Insert or replace products by parent_asin (idempotent); visible after `commit`.
+        Returns the (parent_asin, reason) of items the backend refused after its retries."""
 
     def content_hashes(self, ids: Sequence[str]) -> dict[str, str]:
         """Stored content hashes of the committed products among ``ids``."""

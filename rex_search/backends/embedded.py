@@ -148,11 +148,12 @@ class EmbeddedBackend:
         return None
 
     # -- writes ---------------------------------------------------------------------------
-    def upsert(self, products: Sequence[Product], vectors: np.ndarray) -> None:
+    def upsert(self, products: Sequence[Product], vectors: np.ndarray) -> list[tuple[str, str]]:
+        """Upsert by parent_asin; local writes either succeed or raise, so no per-item failures."""
         if len(products) != len(vectors):
             raise BackendError(f"{len(products)} products but {len(vectors)} vectors")
         if not products:
-            return
+            return []
         ids = np.array([doc_id_of(p.parent_asin) for p in products], dtype=np.int64)
         with self._lock:
             writer = self._get_writer()
@@ -176,6 +177,7 @@ class EmbeddedBackend:
                                                                                strict=True)],
             )
             self._dirty = True
+            return []
 
     def _get_writer(self) -> tantivy.IndexWriter:
         if self._writer is None:

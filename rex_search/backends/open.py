@@ -1,30 +1,46 @@
-"""`open_backend`: one entry point from an index location to a backend."""
+"""`open_backend`: one entry point from an index location (directory or URL) to a backend."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from rex_search.backends.connection import is_cluster_url, parse_target
 from rex_search.backends.embedded import EmbeddedBackend
 from rex_search.errors import ConfigError
 from rex_search.indexer.embed import Embedder
 
-SCHEMES = ("a directory path (embedded index)",)
-
 
 def open_backend(target: str | Path, embedder: Embedder | None = None,
-                 vector_index: str = "flat") -> EmbeddedBackend:
-    """Open (or, with an ``embedder``, create) the index at ``target``.
+                 vector_index: str = "flat", reindex: bool = False):
+    """Open (or, with an ``embedder``, create) the index at ``target``: a directory (embedded)
+    or ``opensearch[+https]://...`` / ``elasticsearch[+https]://...`` (see backends.connection).
 
     Without an embedder the index must already exist; with one, its model and dimension must
-    match the index's manifest.
+    match what the index was built with.
     """
-    target_text = str(target)
-    if "://" in target_text:
-        scheme = target_text.split("://", 1)[0]
-        raise ConfigError(
-            f"unsupported backend scheme {scheme!r}; supported: {', '.join(SCHEMES)}"
-        )
+    text = str(target)
+    dim = embedder.dim if embedder is not None else None
+    model = embedder.model_id if embedder is not None else None
+    if is_cluster_url(text):
+        cluster = parse_target(text)
+        if cluster.engine == "opensearch":
+            from rex_search.backends.opensearch import OpenSearchBackend
+
+            return OpenSearchBackend(cluster, dim, model, reindex=reindex)
+        from rex_search.backends.elasticsearch import ElasticsearchBackend
+
+        return ElasticsearchBackend(cluster, dim, model, reindex=reindex)
+    if "://" in text:
+        raise ConfigError(f"unsupported backend {text.split('://')[0]!r}://; use a directory, "
+                          "opensearch[+https]://host:port/index or elasticsearch[+https]://...")
+    if reindex:
+        raise ConfigError("--reindex applies to cluster backends; for an embedded index, index "
+                          "into a new directory")
     if embedder is None:
         return EmbeddedBackend(target)
-    return EmbeddedBackend(target, dim=embedder.dim, model_id=embedder.model_id,
-                           vector_index=vector_index)
+    return EmbeddedBackend(target, dim=dim, model_id=model, vector_index=vector_index)
+
+
+def index_exists(target: str) -> bool:
+    """Cheap check for the CLI; cluster targets are checked when opened."""
+    return is_cluster_url(target) or (Path(target) / "manifest.json").exists()

@@ -36,6 +36,7 @@ class IndexSummary:
     rejected_by_field: Counter[str] = field(default_factory=Counter)
     rejected_examples: list[RejectedRow] = field(default_factory=list)
     rejected_report: str | None = None
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (parent_asin, reason)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
@@ -44,7 +45,10 @@ class IndexSummary:
             "unchanged": self.unchanged, "rejected": self.rejected,
             "rejected_by_field": dict(self.rejected_by_field),
             "rejected_examples": [str(r) for r in self.rejected_examples],
-            "rejected_report": self.rejected_report, "seconds": round(self.seconds, 2),
+            "rejected_report": self.rejected_report,
+            "failed": len(self.failed),
+            "failed_examples": [f"{a}: {r}" for a, r in self.failed[:20]],
+            "seconds": round(self.seconds, 2),
         }
 
 
@@ -66,7 +70,11 @@ def index_catalog(
     report_dir: Path | None = None,
     max_examples: int = 20,
 ) -> IndexSummary:
-    """Index ``path`` into ``backend``; see the module docstring for the guarantees."""
+    """Index ``path`` into ``backend``; see the module docstring for the guarantees.
+
+    Products the backend refuses (after its own retries) are listed in ``summary.failed``;
+    they are not recorded as done, so the next run retries them.
+    """
     path = Path(path)
     started = time.perf_counter()
     summary = IndexSummary(catalog=str(path))
@@ -86,8 +94,9 @@ def index_catalog(
             summary.unchanged += len(batch.products) - len(changed)
             if changed:
                 vectors = embedder.encode([embedding_text(p) for p in changed])
-                backend.upsert(changed, vectors)
-                summary.indexed += len(changed)
+                failures = backend.upsert(changed, vectors) or []
+                summary.failed += failures
+                summary.indexed += len(changed) - len(failures)
                 pending += len(changed)
             if pending >= commit_every:
                 backend.commit()

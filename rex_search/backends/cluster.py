@@ -1,0 +1,420 @@
+"""Shared logic of the OpenSearch and Elasticsearch backends.
+
+Documents use ``parent_asin`` as ``_id`` (so every write is an idempotent upsert) and keep the
+full product as JSON in a stored, unindexed field. Reads and searches go through the alias
+named in the URL; a full re-index (``reindex=True``) writes a new concrete index and swaps the
+alias atomically in `finalize`, so searches never see a half-built index. Bulk writes go in
+bounded chunks; items rejected with 429/502/503/504, and chunks hit by connection errors, are
+retried with capped exponential backoff (only the failed items are resent); what still fails
+is returned per document.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rex_search.backends.base import Filters, IndexedProduct, ScoredId, StockRecord
+from rex_search.backends.connection import ClusterTarget, redact
+from rex_search.backends.embedded import SCHEMA_VERSION, doc_id_of
+from rex_search.backends.faiss_local import LocalVectors
+from rex_search.catalog.schema import Product, brand_key
+from rex_search.errors import BackendError
+
+logger = logging.getLogger(__name__)
+BM25_FIELDS = ["title^3", "brand^1.5", "categories", "features^0.7", "description^0.5"]
+RETRY_STATUSES = {429, 502, 503, 504}
+
+
+def text_mappings() -> dict[str, Any]:
+    english = {"type": "text", "analyzer": "english"}
+    return {
+        "parent_asin": {"type": "keyword"},
+        "doc_id": {"type": "long"},
+        "title": english,
+        "brand": {**english, "fields": {"raw": {"type": "keyword"}}},
+        "brand_key": {"type": "keyword"},
+        "categories": english,
+        "category_key": {"type": "keyword"},
+        "features": english,
+        "description": english,
+        "price": {"type": "float"},
+        "in_stock": {"type": "boolean"},
+        "quantity": {"type": "integer"},
+        "content_hash": {"type": "keyword", "index": False},
+        "product": {"type": "keyword", "index": False, "doc_values": False},
+    }
+
+
+def filter_clauses(filters: Filters | None) -> tuple[list[dict], list[dict]]:
+    """(filter, must_not) clauses of a bool query for ``filters``."""
+    if filters is None:
+        return [], []
+    keep: list[dict] = []
+    drop: list[dict] = []
+    if filters.brands:
+        keep.append({"terms": {"brand_key": [brand_key(b) for b in filters.brands]}})
+    if filters.exclude_brands:
+        drop.append({"terms": {"brand_key": [brand_key(b) for b in filters.exclude_brands]}})
+    if filters.categories:
+        keep.append({"terms": {"category_key": [c.lower() for c in filters.categories]}})
+    if filters.min_price is not None or filters.max_price is not None:
+        bounds = {k: v for k, v in (("gte", filters.min_price), ("lte", filters.max_price))
+                  if v is not None}
+        keep.append({"range": {"price": bounds}})
+    if filters.in_stock is not None:
+        keep.append({"term": {"in_stock": filters.in_stock}})
+    if filters.exclude_out_of_stock:
+        drop.append({"term": {"in_stock": False}})
+    return keep, drop
+
+
+def bm25_body(query: str, k: int, filters: Filters | None) -> dict[str, Any]:
+    """A structured multi_match (never query_string): user text cannot inject query syntax."""
+    keep, drop = filter_clauses(filters)
+    return {"size": k, "_source": ["parent_asin"], "query": {"bool": {
+        "must": [{"multi_match": {"query": query, "fields": BM25_FIELDS, "type": "most_fields"}}],
+        "filter": keep, "must_not": drop}}}
+
+
+def source_of(product: Product, vector: np.ndarray | None,
+              stock: tuple[bool | None, int | None] = (None, None)) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "parent_asin": product.parent_asin, "doc_id": doc_id_of(product.parent_asin),
+        "title": product.title, "brand": product.brand, "brand_key": brand_key(product.brand),
+        "categories": list(product.categories),
+        "category_key": [c.lower() for c in (*product.categories, product.main_category or "")
+                         if c],
+        "features": list(product.features), "description": product.description,
+        "price": product.price, "content_hash": product.content_hash(),
+        "product": json.dumps(product.to_dict(), ensure_ascii=False),
+    }
+    if stock[0] is not None:
+        doc["in_stock"], doc["quantity"] = stock
+    if vector is not None:
+        doc["embedding"] = [float(x) for x in vector]
+    return doc
+
+
+class ClusterBackend:
+    """Backend protocol over a search cluster; engines subclass and supply the client calls."""
+
+    engine = "cluster"
+
+    def __init__(self, target: ClusterTarget, dim: int | None = None,
+                 model_id: str | None = None, reindex: bool = False, chunk_size: int = 500,
+                 max_retries: int = 5, backoff: float = 0.5, max_backoff: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep, client: Any = None) -> None:
+        self.target = target
+        self.alias = target.index
+        self.chunk_size, self.max_retries = chunk_size, max_retries
+        self.backoff, self.max_backoff, self._sleep = backoff, max_backoff, sleep
+        self.client = client if client is not None else self._connect()
+        self._generation = 0
+        self._old_indices: list[str] = []
+        existing = self._alias_indices()
+        if not existing and dim is None:
+            raise BackendError(f"no index {target.display}: build one first with "
+                               f"`rex-search index CATALOG --index {target.display}`")
+        meta = self._meta(existing[0]) if existing else {}
+        if existing and model_id is not None and meta.get("embedding_model") != model_id:
+            raise BackendError(f"{target.display} was embedded with "
+                               f"{meta.get('embedding_model')!r}, not {model_id!r}")
+        self.dim = int(meta.get("dim", dim or 0))
+        self.model_id = str(meta.get("embedding_model", model_id))
+        self.write_index = self.alias
+        if not existing or reindex:
+            stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+            self.write_index = f"{self.alias}-{stamp}-{uuid.uuid4().hex[:6]}"
+            self._create(self.write_index, self.dim, self.model_id)
+            if not existing:
+                self._call(self._put_alias, self.write_index, self.alias)
+            else:
+                self._old_indices = existing
+        self.local = None
+        if target.dense == "faiss-local":
+            folder = Path(target.faiss_dir or Path("rex-vectors") / self.alias)
+            name = f"{self.write_index if reindex else self.alias}.faiss"
+            self.local = LocalVectors(folder / name, self.dim)
+
+    # -- engine hooks ---------------------------------------------------------------------
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _vector_mapping(self, dim: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _knn_body(self, vector: list[float], k: int, filters: Filters | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _create_index(self, name: str, settings: dict, mappings: dict) -> None:
+        raise NotImplementedError
+
+    def _search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _bulk_request(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _mget(self, index: str, ids: list[str], source: list[str] | None) -> list[dict]:
+        raise NotImplementedError
+
+    def _put_alias(self, index: str, alias: str) -> None:
+        raise NotImplementedError
+
+    def _swap_alias(self, remove: list[str], add: str) -> None:
+        raise NotImplementedError
+
+    def _get_alias(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _get_meta(self, index: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _refresh(self, index: str) -> None:
+        raise NotImplementedError
+
+    def _count(self, index: str) -> int:
+        raise NotImplementedError
+
+    def _delete_index(self, index: str) -> None:
+        raise NotImplementedError
+
+    def _connection_errors(self) -> tuple[type[BaseException], ...]:
+        return ()
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a client call; errors become BackendError with credentials redacted."""
+        try:
+            return fn(*args)
+        except BackendError:
+            raise
+        except Exception as exc:  # client libraries raise many types; all mean "cluster said no"
+            raise BackendError(f"{self.engine} {self.target.display}: "
+                               f"{redact(str(exc))}") from None
+
+    def _alias_indices(self) -> list[str]:
+        if not self._call(lambda: bool(self.client.indices.exists_alias(name=self.alias))):
+            return []
+        return sorted(self._call(self._get_alias))
+
+    def _meta(self, index: str) -> dict[str, Any]:
+        meta = self._call(self._get_meta, index) or {}
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise BackendError(f"{self.target.display} was not created by this rex-search "
+                               f"(schema_version {meta.get('schema_version')!r}); use a new index")
+        return meta
+
+    def _create(self, name: str, dim: int, model_id: str) -> None:
+        mappings = {"_meta": {"schema_version": SCHEMA_VERSION, "embedding_model": model_id,
+                              "dim": dim}, "properties": text_mappings()}
+        settings: dict[str, Any] = {"index": {"number_of_shards": 1}}
+        if self.target.dense == "knn":
+            mappings["properties"]["embedding"] = self._vector_mapping(dim)
+            settings = self._knn_settings(settings)
+        self._call(self._create_index, name, settings, mappings)
+
+    def _knn_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        return settings
+
+    def bulk(self, operations: list[tuple[dict[str, Any], dict[str, Any] | None]]
+             ) -> list[tuple[str, str]]:
+        """Send (action, source) pairs in chunks with retries; returns (id, reason) failures."""
+        failures: list[tuple[str, str]] = []
+        for start in range(0, len(operations), self.chunk_size):
+            failures += self._bulk_chunk(operations[start:start + self.chunk_size])
+        return failures
+
+    def _bulk_chunk(self, chunk: list[tuple[dict, dict | None]]) -> list[tuple[str, str]]:
+        pending = chunk
+        failures: list[tuple[str, str]] = []
+        for attempt in range(self.max_retries + 1):
+            body: list[dict] = []
+            for action, source in pending:
+                body.append(action)
+                if source is not None:
+                    body.append(source)
+            retry: list[tuple[dict, dict | None]] = []
+            last_reason = ""
+            try:
+                response = self._bulk_request(body)
+            except self._connection_errors() as exc:
+                retry, last_reason = list(pending), f"connection error: {redact(str(exc))}"
+            else:
+                for (action, source), item in zip(pending, response.get("items", []),
+                                                  strict=True):
+                    result = next(iter(item.values()))
+                    status = int(result.get("status", 500))
+                    if status < 300:
+                        continue
+                    reason = result.get("error", {})
+                    reason = f"{status} {reason.get('type', '')}: {reason.get('reason', '')}" \
+                        if isinstance(reason, dict) else f"{status} {reason}"
+                    if status in RETRY_STATUSES:
+                        retry.append((action, source))
+                        last_reason = reason
+                    else:
+                        failures.append((next(iter(action.values()))["_id"], reason))
+            if not retry:
+                return failures
+            pending = retry
+            if attempt < self.max_retries:
+                delay = min(self.max_backoff, self.backoff * 2 ** attempt)
+                logger.warning("bulk: retrying %d item(s) in %.1f s (%s)", len(retry), delay,
+                               last_reason)
+                self._sleep(delay)
+        return failures + [(next(iter(a.values()))["_id"], f"gave up after "
+                            f"{self.max_retries} retries: {last_reason}") for a, _ in pending]
+
+    # -- writes ---------------------------------------------------------------------------
+    def upsert(self, products: Sequence[Product], vectors: np.ndarray) -> list[tuple[str, str]]:
+        stock = {a: (i.in_stock, i.quantity) for a, i in
+                 self.get([p.parent_asin for p in products], index=self.write_index).items()}
+        in_cluster = self.local is None
+        operations = [({"index": {"_index": self.write_index, "_id": p.parent_asin}},
+                       source_of(p, v if in_cluster else None,
+                                 stock.get(p.parent_asin, (None, None))))
+                      for p, v in zip(products, vectors, strict=True)]
+        failures = self.bulk(operations)
+        if self.local is not None:
+            failed = {asin for asin, _ in failures}
+            keep = [i for i, p in enumerate(products) if p.parent_asin not in failed]
+            ids = np.array([doc_id_of(products[i].parent_asin) for i in keep], dtype=np.int64)
+            self.local.upsert(ids, vectors[keep])
+        return failures
+
+    def commit(self) -> None:
+        if self.local is not None:
+            self.local.save()
+        self._call(self._refresh, self.write_index)
+        self._generation += 1
+
+    def finalize(self) -> None:
+        """After a full re-index: point the alias at the new index in one atomic step."""
+        if self.write_index == self.alias:
+            return
+        self.commit()
+        if self._old_indices:
+            self._call(self._swap_alias, self._old_indices, self.write_index)
+            for old in self._old_indices:
+                self._call(self._delete_index, old)
+            if self.local is not None:
+                folder = self.local.path.parent
+                self.local.path.replace(folder / f"{self.alias}.faiss")
+            self._old_indices = []
+        self.write_index = self.alias
+
+    def delete(self, ids: Sequence[str]) -> int:
+        existing = self.get(list(ids))
+        self.bulk([({"delete": {"_index": self.write_index, "_id": i}}, None) for i in existing])
+        if self.local is not None:
+            self.local.remove(np.array([doc_id_of(i) for i in existing], dtype=np.int64))
+        self.commit()
+        return len(existing)
+
+    def update_inventory(self, records: Sequence[StockRecord]) -> list[str]:
+        priced = self.get([r.parent_asin for r in records if r.price is not None])
+        operations = []
+        for r in records:
+            doc: dict[str, Any] = {"in_stock": r.in_stock, "quantity": r.quantity}
+            if r.parent_asin in priced and r.price is not None:
+                product = Product.from_dict({**priced[r.parent_asin].product.to_dict(),
+                                             "price": r.price})
+                doc.update(price=r.price, product=json.dumps(product.to_dict()))
+            operations.append(({"update": {"_index": self.write_index, "_id": r.parent_asin}},
+                               {"doc": doc}))
+        failures = self.bulk(operations)
+        self.commit()
+        unknown = [asin for asin, reason in failures if reason.startswith("404")]
+        others = [f for f in failures if not f[1].startswith("404")]
+        if others:
+            raise BackendError(f"{len(others)} inventory update(s) failed, e.g. {others[0]}")
+        return unknown
+
+    # -- reads ----------------------------------------------------------------------------
+    def content_hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        docs = self._call(self._mget, self.write_index, list(ids), ["content_hash"]) if ids else []
+        return {d["_id"]: d["_source"]["content_hash"] for d in docs if d.get("found")}
+
+    def get(self, ids: Sequence[str], index: str | None = None) -> dict[str, IndexedProduct]:
+        if not ids:
+            return {}
+        docs = self._call(self._mget, index or self.alias, list(ids),
+                          ["product", "in_stock", "quantity"])
+        return {d["_id"]: IndexedProduct(Product.from_dict(json.loads(d["_source"]["product"])),
+                                         d["_source"].get("in_stock"),
+                                         d["_source"].get("quantity"))
+                for d in docs if d.get("found")}
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        if self.local is not None:
+            out = {i: self.local.reconstruct(doc_id_of(i)) for i in ids}
+            return {i: v for i, v in out.items() if v is not None}
+        docs = self._call(self._mget, self.alias, list(ids), ["embedding"]) if ids else []
+        return {d["_id"]: np.asarray(d["_source"]["embedding"], dtype=np.float32)
+                for d in docs if d.get("found") and "embedding" in d["_source"]}
+
+    def bm25(self, query: str, k: int, filters: Filters | None = None) -> list[ScoredId]:
+        if not query.strip() or k <= 0:
+            return []
+        hits = self._call(self._search, self.alias, bm25_body(query, k, filters))
+        return [ScoredId(h["_id"], float(h["_score"])) for h in hits["hits"]["hits"]]
+
+    def knn(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[ScoredId]:
+        if k <= 0:
+            return []
+        if self.local is None:
+            body = self._knn_body([float(x) for x in vector], k, filters)
+            hits = self._call(self._search, self.alias, body)
+            return [ScoredId(h["_id"], float(h["_score"])) for h in hits["hits"]["hits"]]
+        return self._local_knn(vector, k, filters)
+
+    def _local_knn(self, vector: np.ndarray, k: int, filters: Filters | None) -> list[ScoredId]:
+        """faiss-local: over-fetch from the local file, then let the cluster map ids to products
+        and apply the filters; widen until k pass or the file is exhausted."""
+        assert self.local is not None
+        fetch = k if filters is None or filters.is_empty() else 4 * k
+        while True:
+            found = self.local.search(vector, fetch)
+            scores = dict(found)
+            keep, drop = filter_clauses(filters)
+            body = {"size": len(found), "_source": ["parent_asin", "doc_id"], "query": {"bool": {
+                "filter": [{"terms": {"doc_id": list(scores)}}, *keep], "must_not": drop}}}
+            hits = self._call(self._search, self.alias, body)["hits"]["hits"] if found else []
+            out = sorted((ScoredId(h["_id"], scores[int(h["_source"]["doc_id"])]) for h in hits),
+                         key=lambda s: (-s.score, s.parent_asin))
+            if len(out) >= k or fetch >= self.local.ntotal:
+                return out[:k]
+            fetch *= 4
+
+    def count(self) -> int:
+        return int(self._call(self._count, self.alias))
+
+    def brands(self) -> dict[str, str]:
+        body = {"size": 0, "aggs": {"brands": {"terms": {"field": "brand.raw", "size": 65000}}}}
+        buckets = self._call(self._search, self.alias, body)["aggregations"]["brands"]["buckets"]
+        out: dict[str, str] = {}
+        for bucket in sorted(buckets, key=lambda b: b["doc_count"]):
+            if brand_key(bucket["key"]):
+                out[brand_key(bucket["key"])] = bucket["key"]
+        return out
+
+    def generation(self) -> str:
+        return str(self._generation)
+
+    def info(self) -> dict[str, object]:
+        return {"backend": self.engine, "target": self.target.display,
+                "indices": self._alias_indices(), "embedding_model": self.model_id,
+                "dim": self.dim, "dense": self.target.dense, "document_count": self.count()}
+
+    def close(self) -> None:
+        if self.local is not None:
+            self.local.save()

@@ -1,0 +1,95 @@
+"""Cluster URLs: parsing, credentials and redaction.
+
+    opensearch://[user:pass@]host:9200/products          plain HTTP (local clusters)
+    opensearch+https://user:pass@host:9200/products      TLS, certificates verified by default
+    elasticsearch+https://host:9200/products?api_key_env=ES_API_KEY
+
+Query options: ``ca_certs=PATH`` (CA bundle), ``verify_certs=false`` (disables verification,
+with a warning), ``timeout=SECONDS`` (default 30), ``dense=knn|faiss-local``,
+``faiss_dir=PATH`` (where faiss-local keeps its file; default ./rex-vectors/<index>),
+``api_key_env=NAME`` (read an API key from that environment variable, never from the URL).
+Credentials are never logged or printed: use `redact` on anything that shows a URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from rex_search.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+ENGINES = ("opensearch", "elasticsearch")
+_OPTIONS = ("ca_certs", "verify_certs", "timeout", "dense", "faiss_dir", "api_key_env")
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    engine: str
+    url: str  # scheme://host:port, no credentials
+    index: str
+    username: str | None = None
+    password: str | None = None
+    api_key: str | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    timeout: float = 30.0
+    dense: str = "knn"
+    faiss_dir: str | None = None
+
+    def __repr__(self) -> str:  # never show secrets, even in tracebacks
+        return f"ClusterTarget({self.engine}, {self.url}/{self.index})"
+
+    @property
+    def display(self) -> str:
+        return f"{self.engine}://{self.url.split('://', 1)[1]}/{self.index}"
+
+
+def is_cluster_url(target: str) -> bool:
+    return target.split("://", 1)[0].split("+", 1)[0] in ENGINES and "://" in target
+
+
+def redact(text: str) -> str:
+    """Replace any user:password@ in URLs inside ``text`` with ***@."""
+    return re.sub(r"(\w[\w+.-]*://)[^/@\s]+@", r"\1***@", text)
+
+
+def parse_target(target: str) -> ClusterTarget:
+    parts = urlsplit(target)
+    engine, _, tls = parts.scheme.partition("+")
+    if engine not in ENGINES or tls not in ("", "https", "http"):
+        raise ConfigError(f"unsupported backend URL {redact(target)!r}; expected "
+                          "opensearch[+https]://host:port/index or elasticsearch[+https]://...")
+    index = parts.path.strip("/")
+    if not index or "/" in index or index.lower() != index:
+        raise ConfigError(f"backend URL {redact(target)!r} needs one lower-case index name as its "
+                          "path, e.g. opensearch://localhost:9200/products")
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown backend URL option(s) {', '.join(unknown)}; valid: "
+                          f"{', '.join(_OPTIONS)}")
+    verify = options.get("verify_certs", "true").lower() not in ("false", "0", "no")
+    if not verify:
+        logger.warning("TLS certificate verification is DISABLED for %s (verify_certs=false)",
+                       parts.hostname)
+    api_key = None
+    if "api_key_env" in options:
+        api_key = os.environ.get(options["api_key_env"])
+        if not api_key:
+            raise ConfigError(f"api_key_env={options['api_key_env']} names an unset variable")
+    dense = options.get("dense", "knn")
+    if dense not in ("knn", "faiss-local"):
+        raise ConfigError(f"dense must be 'knn' or 'faiss-local', got {dense!r}")
+    scheme = "https" if tls == "https" else "http"
+    return ClusterTarget(
+        engine=engine, url=f"{scheme}://{parts.hostname}:{parts.port or 9200}", index=index,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None, api_key=api_key,
+        ca_certs=options.get("ca_certs"), verify_certs=verify,
+        timeout=float(options.get("timeout", 30)), dense=dense,
+        faiss_dir=options.get("faiss_dir"),
+    )
