@@ -166,29 +166,30 @@ class ClusterBackend:
     def _mget(self, index: str, ids: list[str], source: list[str] | None) -> list[dict]:
         raise NotImplementedError
 
-    def _put_alias(self, index: str, alias: str) -> None:
-        raise NotImplementedError
-
     def _swap_alias(self, remove: list[str], add: str) -> None:
         raise NotImplementedError
 
     def _get_alias(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _get_meta(self, index: str) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _refresh(self, index: str) -> None:
-        raise NotImplementedError
-
-    def _count(self, index: str) -> int:
-        raise NotImplementedError
-
-    def _delete_index(self, index: str) -> None:
-        raise NotImplementedError
-
     def _connection_errors(self) -> tuple[type[BaseException], ...]:
         return ()
+
+    # Calls whose signature is the same in opensearch-py and the elasticsearch client.
+    def _put_alias(self, index: str, alias: str) -> None:
+        self.client.indices.put_alias(index=index, name=alias)
+
+    def _get_meta(self, index: str) -> dict[str, Any]:
+        return self.client.indices.get_mapping(index=index)[index]["mappings"].get("_meta", {})
+
+    def _refresh(self, index: str) -> None:
+        self.client.indices.refresh(index=index)
+
+    def _count(self, index: str) -> int:
+        return self.client.count(index=index)["count"]
+
+    def _delete_index(self, index: str) -> None:
+        self.client.indices.delete(index=index)
 
     # -- plumbing -------------------------------------------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -60,9 +60,6 @@ class ElasticsearchBackend(ClusterBackend):
     def _mget(self, index: str, ids: list[str], source: list[str] | None) -> list[dict]:
         return self.client.mget(index=index, ids=ids, source_includes=source)["docs"]
 
-    def _put_alias(self, index: str, alias: str) -> None:
-        self.client.indices.put_alias(index=index, name=alias)
-
     def _swap_alias(self, remove: list[str], add: str) -> None:
         actions = [{"remove": {"index": i, "alias": self.alias}} for i in remove]
         self.client.indices.update_aliases(
@@ -70,15 +67,3 @@ class ElasticsearchBackend(ClusterBackend):
 
     def _get_alias(self) -> dict[str, Any]:
         return self.client.indices.get_alias(name=self.alias).body
-
-    def _get_meta(self, index: str) -> dict[str, Any]:
-        return self.client.indices.get_mapping(index=index)[index]["mappings"].get("_meta", {})
-
-    def _refresh(self, index: str) -> None:
-        self.client.indices.refresh(index=index)
-
-    def _count(self, index: str) -> int:
-        return self.client.count(index=index)["count"]
-
-    def _delete_index(self, index: str) -> None:
-        self.client.indices.delete(index=index)
