@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INDEX ?= rex-index
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test test-slow lint bench browser serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_service.py
+
+# Debian's Chromium for the browser test (tests/test_service_browser.py skips without it).
+browser:
+	command -v chromium || (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium))
+
+serve: install
+	$(BIN)/rex-search serve --index $(INDEX)
 
 clean:
 	rm -rf $(VENV) $(INDEX) .pytest_cache

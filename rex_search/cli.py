@@ -270,6 +270,31 @@ def install_pipeline(ctx: click.Context, index: str | None, service: str, name: 
     click.echo(json.dumps(created, indent=2))
 
 
+@cli.command()
+@click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="requests that run the models at once")
+@click.option("--queue", type=click.IntRange(0, 10_000), default=8, show_default=True,
+              help="requests that may wait; beyond this, 503 at once")
+@click.pass_context
+def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: int,
+          queue: int) -> None:
+    """Serve /search, /rerank, /health, /metrics and a search page over HTTP."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise RexSearchError("serving needs: pip install 'rex-search[serve]'") from exc
+    from rex_search.pipelines.pipeline import SearchPipeline
+    from rex_search.service import Limits, create_app
+
+    config = _config(ctx, index)
+    _require_index(config)
+    app = create_app(SearchPipeline.from_config(config), Limits(workers=workers, queue=queue))
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+
+
 @cli.command("eval")
 @click.argument("judgments", type=click.Path(path_type=Path))
 @click.option("--mode", type=click.Choice(["rerank", "end-to-end"]), default="rerank",

@@ -51,6 +51,7 @@ class RerankConfig:
     window: int = 100  # how many fused candidates the reranker scores; the rest keep fused order
     max_tokens: int = 256
     batch_size: int = 32
+    deadline_batch: int = 8  # candidates per step when a latency budget applies
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ once and cached, so page 2 never repeats or skips a page-1 product.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -24,6 +25,8 @@ from rex_search.results import Explanation, Hit, RuleEffect, SearchResult
 from rex_search.rules.base import Ranked, RuleContext
 from rex_search.rules.build import build_rules
 
+logger = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class _Ranking:
@@ -32,6 +35,7 @@ class _Ranking:
     removed: list[tuple[Ranked, RuleEffect]]
     reranked: int
     timings_ms: dict[str, float]
+    degraded_reason: str | None = None
 
 
 class SearchPipeline:
@@ -77,20 +81,30 @@ class SearchPipeline:
             return self._brands[1]
 
     def search(self, query: str, filters: Filters | None = None, page: int = 1,
-               size: int = 10) -> SearchResult:
-        """Return page ``page`` (1-based) of ``size`` hits for ``query``."""
+               size: int = 10, budget_ms: float | None = None,
+               rerank: bool = True) -> SearchResult:
+        """Return page ``page`` (1-based) of ``size`` hits for ``query``.
+
+        ``budget_ms`` bounds the whole request: the reranker scores candidates best-first (by
+        fused rank) in small batches while the budget lasts; unscored candidates keep their
+        fused order *below* the scored ones (not interleaved: fused and reranker scores are on
+        different scales), and the result says ``reranked`` k of ``total_candidates`` and
+        ``degraded``. A reranker error also degrades to fused order, with the reason, instead of
+        raising. ``rerank=False`` gives the retrieval-only order (for comparison).
+        """
         if page < 1 or size < 1:
             raise ValueError(f"page and size must be >= 1, got page={page}, size={size}")
         started = time.perf_counter()
-        key = (" ".join(query.split()).lower(), filters, self.reranker.name,
-               self.backend.generation())
+        key = (" ".join(query.split()).lower(), filters, self.reranker.name if rerank else None,
+               budget_ms, self.backend.generation())
         with self._lock:
             ranking = self._cache.get(key)
             if ranking is not None:
                 self._cache.move_to_end(key)
         cached = ranking is not None
         if ranking is None:
-            ranking = self._rank(query, filters)
+            deadline = started + budget_ms / 1000 if budget_ms is not None else None
+            ranking = self._rank(query, filters, deadline, rerank)
             with self._lock:
                 self._cache[key] = ranking
                 while len(self._cache) > self._cache_size:
@@ -102,12 +116,16 @@ class SearchPipeline:
         timings["total"] = _ms(started)
         return SearchResult(
             query=query, hits=hits, page=page, size=size, total_candidates=len(ranking.ranked),
-            reranker=self.reranker.name, reranked=ranking.reranked, timings_ms=timings,
+            reranker=self.reranker.name if rerank else "none (retrieval order)",
+            reranked=ranking.reranked, timings_ms=timings,
+            degraded=ranking.degraded_reason is not None,
+            degraded_reason=ranking.degraded_reason,
             removed=tuple((r.parent_asin, effect) for r, effect in ranking.removed),
             constraints=ranking.parsed.constraints(),
         )
 
-    def _rank(self, query: str, filters: Filters | None) -> _Ranking:
+    def _rank(self, query: str, filters: Filters | None, deadline: float | None = None,
+              rerank: bool = True) -> _Ranking:
         timings: dict[str, float] = {}
         step = time.perf_counter()
         explicit = self.rules_config.explicit_brands
@@ -130,7 +148,7 @@ class SearchPipeline:
                   for c in found.candidates if c.parent_asin in stored]
         timings["fetch"] = _ms(step)
         step = time.perf_counter()
-        reranked = self._rerank(parsed.text, ranked)
+        reranked, degraded = self._rerank(parsed.text, ranked, deadline) if rerank else (0, None)
         timings["rerank"] = _ms(step)
         step = time.perf_counter()
         context = RuleContext(query=query, parsed=parsed, vectors=self.backend.vectors,
@@ -141,7 +159,7 @@ class SearchPipeline:
             ranked = outcome.kept
             removed.extend(outcome.removed)
         timings["rules"] = _ms(step)
-        return _Ranking(parsed, ranked, removed, reranked, timings)
+        return _Ranking(parsed, ranked, removed, reranked, timings, degraded)
 
     def _pushdown(self, filters: Filters, parsed: ParsedQuery) -> Filters:
         """Merge the caller's filters with what the query and configuration demand."""
@@ -164,25 +182,44 @@ class SearchPipeline:
             max_price=filters.max_price if filters.max_price is not None else parsed.max_price,
         )
 
-    def _rerank(self, query: str, ranked: list[Ranked]) -> int:
-        """Score the first `window` candidates; they lead, the rest keep fused order."""
+    def _rerank(self, query: str, ranked: list[Ranked],
+                deadline: float | None = None) -> tuple[int, str | None]:
+        """Score the first `window` candidates best-first; scored ones lead in score order,
+        the rest keep fused order. Returns (how many were scored, why degraded or None)."""
         window = ranked[: self.rerank_config.window]
         if not window:
-            return 0
-        products = [r.item.product for r in window]
-        vectors = None
+            return 0, None
+        vectors: list | None = None
         if self.reranker.kind == "embedding-cosine":
             stored = self.backend.vectors([r.parent_asin for r in window])
             vectors = [stored.get(r.parent_asin) for r in window]
-        scores = self.reranker.score(query, products, vectors)
-        for r, score in zip(window, scores, strict=True):
+        step = len(window) if deadline is None else self.rerank_config.deadline_batch
+        scores: list[float] = []
+        reason = None
+        last = 0.0
+        try:
+            while len(scores) < len(window):
+                now = time.perf_counter()
+                if deadline is not None and now + last > deadline:
+                    reason = (f"latency budget spent: reranked {len(scores)} of "
+                              f"{len(window)} candidates")
+                    break
+                part = window[len(scores):len(scores) + step]
+                part_vectors = vectors[len(scores):len(scores) + step] if vectors else None
+                scores += self.reranker.score(query, [r.item.product for r in part],
+                                              part_vectors)
+                last = time.perf_counter() - now
+        except Exception as exc:  # any model failure: serve retrieval order, say why
+            logger.warning("reranker failed, serving fused order: %s", exc)
+            return 0, f"reranker failed ({type(exc).__name__}: {exc}); fused order served"
+        for r, score in zip(window, scores, strict=False):
             r.rerank_score = score
             r.score = score
-        order = sorted(range(len(window)), key=lambda i: (-scores[i], i))
+        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
         for rank, i in enumerate(order, start=1):
             window[i].rerank_rank = rank
-        ranked[: len(window)] = [window[i] for i in order]
-        return len(window)
+        ranked[: len(scores)] = [window[i] for i in order]
+        return len(scores), reason
 
 
 def _hit(rank: int, r: Ranked) -> Hit:

@@ -1,0 +1,283 @@
+"""HTTP API over `SearchPipeline` (Starlette + uvicorn): /search, /rerank, /health, /metrics,
+/openapi.json and a small search page at /.
+
+Overload policy: at most ``workers`` requests run the models at once (the CPU has few cores;
+more threads only slow every request), at most ``queue`` more wait; beyond that a request gets
+an immediate 503 with Retry-After instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from rex_search.backends.base import Filters
+from rex_search.catalog.schema import Product
+from rex_search.pipelines.pipeline import SearchPipeline
+from rex_search.service_metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_query_chars: int = 512
+    max_documents: int = 1000
+    max_document_chars: int = 20_000
+    max_body_bytes: int = 2_000_000
+    max_page_size: int = 100
+    workers: int = 2
+    queue: int = 8
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
+    """The ASGI app. ``pipeline`` None means "still loading": /health answers 503."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    limits = limits or Limits()
+    metrics = Metrics()
+    state: dict[str, Any] = {"pipeline": pipeline, "in_flight": 0}
+    slots = asyncio.Semaphore(limits.workers)
+
+    async def run_model(fn, *args, **kwargs):
+        """Run blocking model work in a thread, bounded by the worker slots and queue."""
+        if state["in_flight"] >= limits.workers + limits.queue:
+            metrics.inc("rex_rejected_total", reason="overload")
+            raise ApiError(503, "overloaded", "server is at capacity; retry shortly")
+        state["in_flight"] += 1
+        metrics.set("rex_in_flight", state["in_flight"])
+        try:
+            async with slots:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+        finally:
+            state["in_flight"] -= 1
+            metrics.set("rex_in_flight", state["in_flight"])
+
+    async def json_body(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if len(raw) > limits.max_body_bytes:
+            raise ApiError(413, "too_large", f"request body over {limits.max_body_bytes} bytes")
+        try:
+            import json
+
+            data = json.loads(raw or b"{}")
+        except ValueError as exc:
+            raise ApiError(400, "invalid_json", f"request body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "invalid_request", "request body must be a JSON object")
+        return data
+
+    def ready() -> SearchPipeline:
+        if state["pipeline"] is None:
+            raise ApiError(503, "not_ready", "model and index are still loading")
+        return state["pipeline"]
+
+    async def search(request: Request) -> JSONResponse:
+        data = await json_body(request)
+        query = _text(data, "query", limits.max_query_chars)
+        page = _int(data, "page", 1, 1, 10_000)
+        size = _int(data, "size", 10, 1, limits.max_page_size)
+        budget = data.get("budget_ms")
+        if budget is not None and (not isinstance(budget, int | float) or budget <= 0):
+            raise ApiError(422, "invalid_request", "budget_ms must be a positive number")
+        filters = _filters(data.get("filters"))
+        rerank = data.get("rerank", True)
+        if not isinstance(rerank, bool):
+            raise ApiError(422, "invalid_request", "rerank must be true or false")
+        pipe = ready()
+        result = await run_model(pipe.search, query, filters=filters, page=page, size=size,
+                                 budget_ms=budget, rerank=rerank)
+        for stage, ms in result.timings_ms.items():
+            if stage != "cached":
+                metrics.observe("rex_stage_seconds", ms / 1000, stage=stage)
+        if result.degraded:
+            metrics.inc("rex_degraded_total")
+        return JSONResponse(result.to_dict())
+
+    async def rerank(request: Request) -> JSONResponse:
+        """Hosted-rerank-API shape: {query, documents, top_n} -> {results: [{index,
+        relevance_score}]}; documents are strings or objects with id/title/text/description."""
+        data = await json_body(request)
+        query = _text(data, "query", limits.max_query_chars)
+        docs = data.get("documents")
+        if not isinstance(docs, list) or not docs:
+            raise ApiError(422, "invalid_request", "documents must be a non-empty list")
+        if len(docs) > limits.max_documents:
+            raise ApiError(422, "invalid_request",
+                           f"at most {limits.max_documents} documents per call, got {len(docs)}")
+        products = [_document(i, d, limits.max_document_chars) for i, d in enumerate(docs)]
+        top_n = _int(data, "top_n", len(products), 1, len(products))
+        pipe = ready()
+        raw = await run_model(pipe.reranker.score, query, products)
+        scores = _unit(raw, pipe.reranker.kind)
+        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:top_n]
+        results = [{"index": i, "relevance_score": scores[i],
+                    **({"id": products[i].parent_asin} if isinstance(docs[i], dict)
+                       and "id" in docs[i] else {})} for i in order]
+        return JSONResponse({"model": pipe.reranker.name, "results": results})
+
+    async def health(request: Request) -> JSONResponse:
+        pipe = state["pipeline"]
+        if pipe is None:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "ready", "reranker": pipe.reranker.name,
+                             "documents": pipe.backend.count()})
+
+    async def metrics_endpoint(request: Request) -> PlainTextResponse:
+        pipe = state["pipeline"]
+        cache = getattr(pipe.reranker, "cache", None) if pipe else None
+        if cache is not None:
+            metrics.set("rex_rerank_cache_hit_rate", cache.hit_rate)
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(OPENAPI)
+
+    async def page(request: Request) -> HTMLResponse:
+        html = resources.files("rex_search").joinpath("static/index.html").read_text()
+        return HTMLResponse(html)
+
+    routes = [Route("/search", search, methods=["POST"]),
+              Route("/rerank", rerank, methods=["POST"]),
+              Route("/health", health), Route("/metrics", metrics_endpoint),
+              Route("/openapi.json", openapi), Route("/", page)]
+    async def observe(request: Request, call_next) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        path = request.url.path
+        try:
+            response = await call_next(request)
+        except ApiError as exc:
+            response = JSONResponse({"error": {"type": exc.kind, "message": exc.message},
+                                     "request_id": request_id}, status_code=exc.status)
+            if exc.status == 503:
+                response.headers["Retry-After"] = "1"
+        except Exception:
+            logger.exception("request %s %s failed", request_id, path)
+            response = JSONResponse({"error": {"type": "internal", "message":
+                                               "internal error; see the server log",
+                                               }, "request_id": request_id}, status_code=500)
+        elapsed = time.perf_counter() - started
+        response.headers["X-Request-ID"] = request_id
+        metrics.inc("rex_requests_total", path=path, status=str(response.status_code))
+        metrics.observe("rex_request_seconds", elapsed, path=path)
+        logger.info("%s %s %s %d %.1fms", request_id, request.method, path,
+                    response.status_code, elapsed * 1000)
+        return response
+
+    app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=observe)])
+    app.state.rex = state
+    app.state.metrics = metrics
+    return app
+
+
+def _text(data: dict[str, Any], name: str, max_chars: int) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(422, "invalid_request", f"{name} must be a non-empty string")
+    if len(value) > max_chars:
+        raise ApiError(422, "invalid_request", f"{name} is {len(value)} characters; at most "
+                                               f"{max_chars} are accepted")
+    return value
+
+
+def _int(data: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = data.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ApiError(422, "invalid_request", f"{name} must be an integer in [{low}, {high}]")
+    return value
+
+
+def _filters(raw: Any) -> Filters | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ApiError(422, "invalid_request", "filters must be an object")
+    allowed = {f for f in Filters.__dataclass_fields__}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ApiError(422, "invalid_request", f"unknown filter(s) {', '.join(unknown)}; "
+                                               f"valid: {', '.join(sorted(allowed))}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    try:
+        return Filters(**values)
+    except TypeError as exc:
+        raise ApiError(422, "invalid_request", f"bad filters: {exc}") from None
+
+
+def _document(i: int, doc: Any, max_chars: int) -> Product:
+    if isinstance(doc, str):
+        title, body, doc_id = doc, "", str(i)
+    elif isinstance(doc, dict):
+        title = doc.get("title") or doc.get("text")
+        body = doc.get("description") or ("" if doc.get("title") is None else doc.get("text", ""))
+        doc_id = str(doc.get("id", i))
+        if not isinstance(title, str) or not isinstance(body, str):
+            raise ApiError(422, "invalid_request",
+                           f"documents[{i}] needs a string title or text")
+    else:
+        raise ApiError(422, "invalid_request", f"documents[{i}] must be a string or an object")
+    if len(title) + len(body) > max_chars:
+        raise ApiError(422, "invalid_request", f"documents[{i}] is over {max_chars} characters")
+    if not title.strip():
+        raise ApiError(422, "invalid_request", f"documents[{i}] is empty")
+    return Product(parent_asin=doc_id, title=title, description=body)
+
+
+def _unit(scores: list[float], kind: str) -> list[float]:
+    """Scores in [0, 1]: cross-encoders already are; cosine maps as (1 + cos) / 2."""
+    if kind == "embedding-cosine":
+        return [round((1.0 + s) / 2.0, 6) for s in scores]
+    return [round(s, 6) for s in scores]
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "rex-search", "version": "0.1.0"},
+    "paths": {
+        "/search": {"post": {"summary": "Retrieve, rerank, apply rules; explained results",
+                             "requestBody": {"content": {"application/json": {"schema": {
+                                 "type": "object", "required": ["query"], "properties": {
+                                     "query": {"type": "string", "maxLength": 512},
+                                     "page": {"type": "integer", "minimum": 1},
+                                     "size": {"type": "integer", "minimum": 1, "maximum": 100},
+                                     "budget_ms": {"type": "number", "exclusiveMinimum": 0},
+                                     "rerank": {"type": "boolean"},
+                                     "filters": {"type": "object"}}}}}},
+                             "responses": {"200": {"description": "SearchResult"},
+                                           "422": {"description": "invalid request"},
+                                           "503": {"description": "loading or overloaded"}}}},
+        "/rerank": {"post": {"summary": "Score documents for a query (hosted-rerank shape)",
+                             "requestBody": {"content": {"application/json": {"schema": {
+                                 "type": "object", "required": ["query", "documents"],
+                                 "properties": {
+                                     "query": {"type": "string"},
+                                     "documents": {"type": "array", "maxItems": 1000, "items": {
+                                         "oneOf": [{"type": "string"}, {"type": "object"}]}},
+                                     "top_n": {"type": "integer", "minimum": 1}}}}}},
+                             "responses": {"200": {"description": "{model, results: [{index, "
+                                                                  "relevance_score, id?}]}"}}}},
+        "/health": {"get": {"summary": "200 when model and index are loaded, else 503",
+                            "responses": {"200": {"description": "ready"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "text format 0.0.4"}}}},
+    },
+}
+
+__all__ = ["ApiError", "Limits", "create_app"]
