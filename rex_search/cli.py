@@ -295,6 +295,40 @@ def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: 
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
 
 
+@cli.command("export-onnx")
+@click.argument("model")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--quantize", is_flag=True, help="also write a dynamic int8 model.int8.onnx")
+@click.option("--check", "check_file", type=click.Path(path_type=Path),
+              default=None, help="judgments for the agreement check (default: bundled DEV set)")
+@click.option("--min-spearman", type=click.FloatRange(0, 1), default=0.99, show_default=True,
+              help="refuse a variant whose scores agree less with PyTorch fp32")
+@click.option("--pairs", type=click.IntRange(10), default=400, show_default=True)
+def export_onnx_command(model: str, out: Path, quantize: bool, check_file: Path | None,
+                        min_spearman: float, pairs: int) -> None:
+    """Export cross-encoder MODEL to ONNX in OUT and check its agreement with PyTorch."""
+    from rex_search.catalog.schema import Product
+    from rex_search.evaluate.judgments import read_judgments
+    from rex_search.rerank.export import check_agreement, export_onnx
+    from rex_search.rerank.prompt import product_text
+
+    export_onnx(model, out, quantize)
+    check_file = check_file or Path(__file__).resolve().parents[1] / "data" / "esci-sample" / \
+        "dev" / "eress.parquet"
+    if not check_file.exists():
+        raise RexSearchError(f"no check set at {check_file}: pass --check JUDGMENTS")
+    check = [(q.query, product_text(Product(d.parent_asin, d.title, description=d.description)))
+             for q in read_judgments(check_file) for d in q.docs][:pairs]
+    results = check_agreement(model, out, check, min_spearman)
+    for a in results:
+        verdict = "kept" if a.accepted else f"REFUSED (below {min_spearman}), file removed"
+        click.echo(f"{a.variant:5} {a.file:16} Spearman {a.spearman:.4f}  max |diff| "
+                   f"{a.max_abs_diff:.2e} on {a.pairs} pairs: {verdict}")
+    if not any(a.accepted for a in results):
+        raise RexSearchError("no exported variant agrees with PyTorch; nothing usable in "
+                             f"{out}")
+
+
 @cli.command("eval")
 @click.argument("judgments", type=click.Path(path_type=Path))
 @click.option("--mode", type=click.Choice(["rerank", "end-to-end"]), default="rerank",
@@ -343,7 +377,8 @@ def evaluate(ctx: click.Context, judgments: Path, mode: str, rankers: tuple[str,
         embedder = Embedder(config.index.embedding_model)
         needs_reranker = {"rerank", "pipeline"} & set(names)
         model = load_reranker(config.rerank.model, embedder, config.rerank.max_tokens,
-                              config.rerank.batch_size) if needs_reranker else None
+                              config.rerank.batch_size, config.rerank.runtime) \
+            if needs_reranker else None
         from rex_search.rules.build import build_rules
 
         built = make_rankers(names, embedder, model, seed, build_rules(config.rules))

@@ -48,6 +48,7 @@ class RetrievalConfig:
 @dataclass(frozen=True)
 class RerankConfig:
     model: str = "embedding-cosine"
+    runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     window: int = 100  # how many fused candidates the reranker scores; the rest keep fused order
     max_tokens: int = 256
     batch_size: int = 32

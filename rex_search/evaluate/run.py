@@ -130,13 +130,13 @@ def format_report(report: EvalReport, alpha: float = 0.05) -> str:
              f"seed {report.seed}]"]
     width = max(len(r.name) for r in report.rankers)
     lines.append(" " * width + "  " + "  ".join(f"{m:<22}" for m in report.metrics)
-                 + "  ECE    seconds")
+                 + "  ECE")
     for r in report.rankers:
         cells = [f"{i.mean:.3f} [{i.low:.3f}, {i.high:.3f}]" for i in
                  (r.summary[m] for m in report.metrics)]
         ece = f"{r.ece:.3f}" if r.ece is not None else "n/a  "
         lines.append(f"{r.name:<{width}}  " + "  ".join(f"{c:<22}" for c in cells)
-                     + f"  {ece}  {r.seconds:7.1f}")
+                     + f"  {ece}")
     excluded = {m: n for m, n in report.rankers[0].excluded.items() if n}
     if excluded:
         lines.append("queries excluded (no judged product relevant for the metric): "
@@ -153,6 +153,8 @@ def format_report(report: EvalReport, alpha: float = 0.05) -> str:
                 else "no significant difference"
             lines.append(f"  {a} - {b}  {m:<12} {c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]  "
                          f"p{_p(c.p_value, report.resamples)}  {verdict}")
+    lines.append("timings (s, vary run to run): "
+                 + ", ".join(f"{r.name} {r.seconds:.1f}" for r in report.rankers))
     return "\n".join(lines)
 
 

@@ -69,7 +69,7 @@ class SearchPipeline:
         embedder = Embedder(config.index.embedding_model)
         backend = open_backend(config.index.path, embedder=None)
         reranker = load_reranker(config.rerank.model, embedder, config.rerank.max_tokens,
-                                 config.rerank.batch_size)
+                                 config.rerank.batch_size, config.rerank.runtime)
         return cls(backend, embedder, reranker, config.retrieval, config.rerank, config.rules)
 
     def known_brands(self) -> KnownBrands:

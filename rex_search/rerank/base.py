@@ -26,15 +26,28 @@ class Reranker(Protocol):
 
 
 def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 256,
-                  batch_size: int = 32) -> Reranker:
+                  batch_size: int = 32, runtime: str = "auto") -> Reranker:
     """``embedding-cosine`` (the interim default; needs ``embedder``), or any cross-encoder:
-    a local directory or a Hugging Face id (e.g. ``thebajajra/RexReranker-mini``)."""
+    a local directory or a Hugging Face id (e.g. ``thebajajra/RexReranker-mini``).
+
+    ``runtime``: ``torch``, ``onnx`` (``model.onnx``), ``onnx-int8`` (``model.int8.onnx``), or
+    ``auto``: ONNX when the directory holds an exported model, else PyTorch.
+    """
     if name == EMBEDDING_COSINE:
         if embedder is None:
             raise ConfigError("the embedding-cosine reranker needs the index's embedder")
         from rex_search.rerank.cosine import EmbeddingCosineReranker
 
         return EmbeddingCosineReranker(embedder)  # type: ignore[arg-type]
-    from rex_search.rerank.cross_encoder import CrossEncoderReranker
+    from pathlib import Path
 
-    return CrossEncoderReranker(name, max_tokens=max_tokens, batch_size=batch_size)
+    from rex_search.rerank.cross_encoder import CrossEncoderReranker, OnnxCrossEncoder
+
+    if runtime not in ("auto", "torch", "onnx", "onnx-int8"):
+        raise ConfigError(f"runtime must be auto, torch, onnx or onnx-int8, got {runtime!r}")
+    if runtime == "auto":
+        runtime = "onnx" if (Path(name) / "model.onnx").exists() else "torch"
+    if runtime == "torch":
+        return CrossEncoderReranker(name, max_tokens=max_tokens, batch_size=batch_size)
+    file = "model.int8.onnx" if runtime == "onnx-int8" else "model.onnx"
+    return OnnxCrossEncoder(name, max_tokens=max_tokens, batch_size=batch_size, file=file)

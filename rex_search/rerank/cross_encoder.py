@@ -1,21 +1,28 @@
-"""Cross-encoder scoring with transformers, for both RexReranker output heads.
+"""Cross-encoder scoring for both RexReranker output heads, on PyTorch or ONNX Runtime.
 
 * single-logit head (``num_labels == 1``, e.g. ms-marco MiniLM cross-encoders):
   score = sigmoid(logit), in [0, 1];
 * distributional head (``num_labels == 11``, RexRerankers): p = softmax(logits) over bins with
   centres c_k = 0, 0.1, ..., 1.0, and score = E[relevance] = sum_k p_k c_k, in [0, 1].
+
+Less work per request: identical product texts are scored once, a (model, query, text) LRU
+cache answers repeats, and pairs are sorted by length and batched under a token budget, so a
+batch pads to similar lengths and its memory stays bounded.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from rex_search.catalog.schema import Product
 from rex_search.errors import ModelError
 from rex_search.model_files import load_error, resolve_model
+from rex_search.rerank.cache import ScoreCache
 from rex_search.rerank.prompt import product_text, query_text
 
 BIN_CENTRES = np.linspace(0.0, 1.0, 11)
@@ -29,54 +36,153 @@ def expected_relevance(logits: np.ndarray) -> np.ndarray:
     return probs @ BIN_CENTRES
 
 
-class CrossEncoderReranker:
+def default_threads() -> int:
+    """Intra-op threads: the cores this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count() or 1)
+
+
+class _PairScorer:
+    """Shared batching, dedupe, caching and head maths; subclasses supply `_logits`."""
+
     kind = "cross-encoder"
+    runtime = "?"
 
-    def __init__(self, model: str, max_tokens: int = 256, batch_size: int = 32) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+    def __init__(self, model: str, max_tokens: int = 256, batch_size: int = 32,
+                 max_batch_tokens: int = 8192, cache_entries: int = 100_000) -> None:
+        from transformers import AutoConfig, AutoTokenizer
 
-        hf_logging.disable_progress_bar()
-        path = resolve_model(model)
+        self.model_id = model
+        self._path = resolve_model(model)
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(path)
-            self._model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+            self._tokenizer = AutoTokenizer.from_pretrained(self._path)
+            labels = int(AutoConfig.from_pretrained(self._path).num_labels)
         except (OSError, ValueError) as exc:
             raise load_error(model, exc) from exc
-        labels = int(self._model.config.num_labels)
         if labels not in (1, 11):
             raise ModelError(
                 f"{model!r} has {labels} output labels; a reranker needs 1 (single-logit) or "
                 "11 (distributional head over relevance bins 0, 0.1, ..., 1)"
             )
         self.head = "single-logit" if labels == 1 else "distributional-11"
-        self.name = f"{model} ({self.head})"
-        self._torch = torch
-        self.max_tokens = max_tokens
-        self.batch_size = batch_size
+        self.max_tokens, self.batch_size, self.max_batch_tokens = max_tokens, batch_size, \
+            max_batch_tokens
+        self.cache = ScoreCache(cache_entries) if cache_entries else None
+        self.tokens_processed = 0  # padded tokens actually run through the model (FLOP count)
         self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return f"{self.model_id} ({self.head}, {self.runtime})"
+
+    def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
 
     def score(self, query: str, products: Sequence[Product],
               vectors: Sequence[np.ndarray | None] | None = None) -> list[float]:
-        texts = [product_text(p) for p in products]
-        return self.score_texts(query, texts)
+        return self.score_texts(query, [product_text(p) for p in products])
 
     def score_texts(self, query: str, texts: Sequence[str]) -> list[float]:
         """Scores in [0, 1] for (query, product text) pairs, in input order."""
+        unique = list(dict.fromkeys(texts))  # variants with identical text: score once
+        known: dict[str, float] = {}
+        if self.cache is not None:
+            for text in unique:
+                hit = self.cache.get(ScoreCache.key(self.model_id, query, text))
+                if hit is not None:
+                    known[text] = hit
+        todo = [t for t in unique if t not in known]
+        if todo:
+            for text, value in zip(todo, self._score_uncached(query, todo), strict=True):
+                known[text] = value
+                if self.cache is not None:
+                    self.cache.put(ScoreCache.key(self.model_id, query, text), value)
+        return [known[t] for t in texts]
+
+    def _score_uncached(self, query: str, texts: list[str]) -> list[float]:
+        encoded = self._tokenizer([query_text(query)] * len(texts), texts,
+                                  truncation="only_second", max_length=self.max_tokens)
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
         out = np.zeros(len(texts), dtype=np.float64)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
-        with self._lock, self._torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                batch = self._tokenizer(
-                    [query_text(query)] * len(idx), [texts[i] for i in idx],
-                    padding=True, truncation="only_second", max_length=self.max_tokens,
-                    return_tensors="pt",
-                )
-                logits = self._model(**batch).logits.float().numpy()
+        with self._lock:
+            start = 0
+            while start < len(order):
+                # Grow the batch while it fits both the item and the padded-token budget.
+                end = start + 1
+                while (end < len(order) and end - start < self.batch_size
+                       and lengths[order[end]] * (end - start + 1) <= self.max_batch_tokens):
+                    end += 1
+                idx = order[start:end]
+                width = lengths[idx[-1]]
+                batch = {name: np.array([values[i] + [0] * (width - len(values[i]))
+                                         for i in idx], dtype=np.int64)
+                         for name, values in encoded.items()}
+                self.tokens_processed += width * len(idx)
+                logits = self._logits(batch)
                 if self.head == "single-logit":
                     out[idx] = 1.0 / (1.0 + np.exp(-logits[:, 0]))
                 else:
                     out[idx] = expected_relevance(logits)
+                start = end
         return out.tolist()
+
+
+class CrossEncoderReranker(_PairScorer):
+    """A transformers sequence-classification model run with PyTorch."""
+
+    runtime = "torch"
+
+    def __init__(self, model: str, max_tokens: int = 256, batch_size: int = 32,
+                 max_batch_tokens: int = 8192, cache_entries: int = 100_000,
+                 threads: int | None = None) -> None:
+        super().__init__(model, max_tokens, batch_size, max_batch_tokens, cache_entries)
+        import torch
+        from transformers import AutoModelForSequenceClassification
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        try:
+            self._model = AutoModelForSequenceClassification.from_pretrained(self._path).eval()
+        except (OSError, ValueError) as exc:
+            raise load_error(model, exc) from exc
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+
+    def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        with self._torch.inference_mode():
+            tensors = {k: self._torch.from_numpy(v) for k, v in batch.items()}
+            return self._model(**tensors).logits.float().numpy()
+
+
+class OnnxCrossEncoder(_PairScorer):
+    """The same scorer on ONNX Runtime: a directory with ``model.onnx`` (from ``rex-search
+    export-onnx``), its tokenizer and config. Needs no torch."""
+
+    runtime = "onnx"
+
+    def __init__(self, model: str, max_tokens: int = 256, batch_size: int = 32,
+                 max_batch_tokens: int = 8192, cache_entries: int = 100_000,
+                 threads: int | None = None, file: str = "model.onnx") -> None:
+        super().__init__(model, max_tokens, batch_size, max_batch_tokens, cache_entries)
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ModelError("ONNX models need onnxruntime: pip install 'rex-search[onnx]'") \
+                from exc
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        onnx_file = Path(self._path) / file
+        if not onnx_file.exists():
+            raise ModelError(f"{onnx_file} not found: export it with `rex-search export-onnx`")
+        self._session = ort.InferenceSession(str(onnx_file), options,
+                                             providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self.runtime = "onnx-int8" if "int8" in file else "onnx"
+
+    def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        feed = {k: v for k, v in batch.items() if k in self._inputs}
+        return self._session.run(None, feed)[0]

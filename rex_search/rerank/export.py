@@ -1,0 +1,127 @@
+"""Export a cross-encoder to ONNX (optionally dynamic int8) and check it agrees with PyTorch.
+
+The export runs in a child process: exporting inside a process that keeps using the PyTorch
+model was seen to change that live model's outputs. A variant whose Spearman correlation with
+PyTorch fp32 scores on the check set is below the floor is refused (its file is removed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rex_search.errors import ModelError
+from rex_search.model_files import resolve_model
+
+
+@dataclass(frozen=True)
+class Agreement:
+    variant: str
+    file: str
+    pairs: int
+    spearman: float
+    max_abs_diff: float
+    accepted: bool
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho: Pearson correlation of average ranks (ties share their mean rank)."""
+    return float(np.corrcoef(_ranks(np.asarray(a)), _ranks(np.asarray(b)))[0, 1])
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(len(x), dtype=np.float64)
+    for value in np.unique(x[np.r_[False, np.diff(x[order]) == 0][np.argsort(order)]]
+                           if len(x) else []):
+        tied = x == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def export_onnx(model: str, out: str | Path, quantize: bool = False, opset: int = 17) -> Path:
+    """Write ``out/model.onnx`` (and ``model.int8.onnx``), tokenizer and config files."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    source = resolve_model(model)
+    result = subprocess.run([sys.executable, "-m", "rex_search.rerank.export", source, str(out),
+                             str(opset)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ModelError(f"ONNX export of {model!r} failed: {result.stderr.strip()[-2000:]}")
+    if quantize:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(out / "model.onnx"), str(out / "model.int8.onnx"),
+                         per_channel=True, weight_type=QuantType.QInt8)
+    return out
+
+
+def check_agreement(model: str, out: str | Path, queries_and_texts: list[tuple[str, str]],
+                    min_spearman: float = 0.99) -> list[Agreement]:
+    """Score the check pairs with PyTorch fp32 and each exported variant; refuse laggards."""
+    from rex_search.rerank.cross_encoder import CrossEncoderReranker, OnnxCrossEncoder
+
+    out = Path(out)
+    reference = _scores(CrossEncoderReranker(model, cache_entries=0), queries_and_texts)
+    results = []
+    for file in ("model.onnx", "model.int8.onnx"):
+        if not (out / file).exists():
+            continue
+        scores = _scores(OnnxCrossEncoder(str(out), file=file, cache_entries=0),
+                         queries_and_texts)
+        rho = spearman(reference, scores)
+        agreement = Agreement("int8" if "int8" in file else "fp32", file, len(scores), rho,
+                              float(np.max(np.abs(reference - scores))), rho >= min_spearman)
+        if not agreement.accepted:
+            (out / file).unlink()
+        results.append(agreement)
+    (out / "agreement.json").write_text(json.dumps(
+        {"min_spearman": min_spearman, "variants": [asdict(a) for a in results]}, indent=2))
+    return results
+
+
+def _scores(scorer, pairs: list[tuple[str, str]]) -> np.ndarray:
+    by_query: dict[str, list[int]] = {}
+    for i, (query, _) in enumerate(pairs):
+        by_query.setdefault(query, []).append(i)
+    out = np.zeros(len(pairs))
+    for query, idx in by_query.items():
+        out[idx] = scorer.score_texts(query, [pairs[i][1] for i in idx])
+    return out
+
+
+def _export_in_this_process(source: str, out: str, opset: int) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    # Eager attention: the SDPA path traces shape-specialised mask logic that ignores padding.
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    sample = tokenizer(["Query: a", "Query: running shoes"], ["Title: b", "Title: c d e f"],
+                       padding=True, return_tensors="pt")
+    # ONNX input names bind to forward()'s arguments by position: list them in that order.
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes["logits"] = {0: "batch"}
+    with torch.inference_mode():
+        torch.onnx.export(model, tuple(sample[n] for n in names), f"{out}/model.onnx",
+                          input_names=names,
+                          output_names=["logits"], dynamic_axes=axes, opset_version=opset,
+                          dynamo=False)
+    tokenizer.save_pretrained(out)
+    model.config.save_pretrained(out)
+    for extra in ("LICENSE", "NOTICE", "README.md"):
+        if (Path(source) / extra).exists():
+            shutil.copy(Path(source) / extra, Path(out) / extra)
+
+
+if __name__ == "__main__":
+    _export_in_this_process(sys.argv[1], sys.argv[2], int(sys.argv[3]))
