@@ -21,6 +21,7 @@ from rex_search.indexer.embed import Embedder
 from rex_search.pipelines.query import GENERIC_BRANDS, KnownBrands, ParsedQuery, parse_query
 from rex_search.pipelines.retrieve import retrieve
 from rex_search.rerank.base import Reranker, load_reranker
+from rex_search.rerank.deadline import score_within_budget
 from rex_search.results import Explanation, Hit, RuleEffect, SearchResult
 from rex_search.rules.base import Ranked, RuleContext
 from rex_search.rules.build import build_rules
@@ -193,22 +194,10 @@ class SearchPipeline:
         if self.reranker.kind == "embedding-cosine":
             stored = self.backend.vectors([r.parent_asin for r in window])
             vectors = [stored.get(r.parent_asin) for r in window]
-        step = len(window) if deadline is None else self.rerank_config.deadline_batch
-        scores: list[float] = []
-        reason = None
-        last = 0.0
         try:
-            while len(scores) < len(window):
-                now = time.perf_counter()
-                if deadline is not None and now + last > deadline:
-                    reason = (f"latency budget spent: reranked {len(scores)} of "
-                              f"{len(window)} candidates")
-                    break
-                part = window[len(scores):len(scores) + step]
-                part_vectors = vectors[len(scores):len(scores) + step] if vectors else None
-                scores += self.reranker.score(query, [r.item.product for r in part],
-                                              part_vectors)
-                last = time.perf_counter() - now
+            scores, reason = score_within_budget(
+                self.reranker, query, [r.item.product for r in window], vectors, deadline,
+                self.rerank_config.deadline_batch)
         except Exception as exc:  # any model failure: serve retrieval order, say why
             logger.warning("reranker failed, serving fused order: %s", exc)
             return 0, f"reranker failed ({type(exc).__name__}: {exc}); fused order served"
