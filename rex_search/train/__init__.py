@@ -1,0 +1,1 @@
+"""Training the RexReranker recipe (work in progress: the loss is implemented and tested)."""
