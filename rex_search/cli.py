@@ -329,6 +329,68 @@ def export_onnx_command(model: str, out: Path, quantize: bool, check_file: Path 
                              f"{out}")
 
 
+@cli.group("train-data")
+def train_data() -> None:
+    """Training data generation."""
+
+
+@train_data.command("synth")
+@click.argument("catalog", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="parquet file in ERESS columns")
+@click.option("--queries", type=click.IntRange(1), default=3000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_data_synth(catalog: Path, out: Path, queries: int, seed: int) -> None:
+    """Weakly supervised graded pairs from CATALOG (grades: rex_search/train/synth.py)."""
+    from collections import Counter
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rex_search.catalog.reader import read_catalog
+    from rex_search.train.synth import synthesize
+
+    products = [p for batch in read_catalog(catalog) for p in batch.products]
+    pairs = synthesize(products, queries, seed)
+    import hashlib
+
+    rows = [{"query_id": "synth-" + hashlib.sha1(p.query.encode()).hexdigest()[:10],
+             "query_string": p.query,
+             "parent_asin": p.parent_asin, "title": p.title, "description": p.description,
+             "relevance_score": p.relevance_score, "label_raw": p.kind} for p in pairs]
+    pq.write_table(pa.Table.from_pylist(rows), out)
+    kinds = ", ".join(f"{k} {n}" for k, n in Counter(p.kind for p in pairs).most_common())
+    click.echo(f"{len(pairs)} pairs for {len({p.query for p in pairs})} queries -> {out} "
+               f"({kinds})")
+
+
+@cli.command("train")
+@click.option("--data", "data_files", multiple=True, required=True,
+              type=click.Path(path_type=Path), help="judgments (ERESS/Amazebay), repeatable")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--base", default="all-MiniLM-L6-v2", show_default=True)
+@click.option("--loss", type=click.Choice(["distributional", "bce", "mse"]),
+              default="distributional", show_default=True)
+@click.option("--layers", type=click.IntRange(1), default=None)
+@click.option("--epochs", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--validation", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
+              help="share of queries held out (query-grouped)")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_command(data_files: tuple[Path, ...], out: Path, base: str, loss: str,
+                  layers: int | None, epochs: int, validation: float, seed: int) -> None:
+    """Train a cross-encoder with the RexReranker recipe; the best epoch is saved to OUT."""
+    from rex_search.evaluate.judgments import read_judgments
+    from rex_search.train.recipe import TrainConfig, split_queries, train
+
+    queries = [q for f in data_files for q in read_judgments(f)]
+    config = TrainConfig(base=base, loss=loss, layers=layers, epochs=epochs,  # type: ignore
+                         seed=seed)
+    train_set, held_out = split_queries(queries, validation, seed)
+    click.echo(f"training on {len(train_set)} queries, validating on {len(held_out)}")
+    train(train_set, config, held_out or None, out, log=click.echo)
+    click.echo(f"saved to {out} (model_card.json beside the weights)")
+
+
 @cli.command("eval")
 @click.argument("judgments", type=click.Path(path_type=Path))
 @click.option("--mode", type=click.Choice(["rerank", "end-to-end"]), default="rerank",
