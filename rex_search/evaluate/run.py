@@ -79,7 +79,7 @@ def evaluate_rerank(judgments: Sequence[QueryJudgments], rankers: Sequence[EvalR
         if ranker.unit_scores and all_scores:
             report.ece, report.reliability = calibration(all_scores, all_rel)
         reports.append(report)
-    return _summarise("rerank", judgments, reports, metrics, resamples, seed)
+    return summarise("rerank", judgments, reports, metrics, resamples, seed)
 
 
 def evaluate_end_to_end(judgments: Sequence[QueryJudgments], pipeline, name: str,
@@ -100,10 +100,10 @@ def evaluate_end_to_end(judgments: Sequence[QueryJudgments], pipeline, name: str
             unjudged = sum(h.parent_asin not in gains for h in hits[:k])
             report.unjudged_in_top[k] = report.unjudged_in_top.get(k, 0) + unjudged
     report.seconds = time.perf_counter() - started
-    return _summarise("end-to-end", judgments, [report], metrics, resamples, seed)
+    return summarise("end-to-end", judgments, [report], metrics, resamples, seed)
 
 
-def _summarise(mode: str, judgments: Sequence[QueryJudgments], reports: list[RankerReport],
+def summarise(mode: str, judgments: Sequence[QueryJudgments], reports: list[RankerReport],
                metrics: Sequence[MetricSpec], resamples: int, seed: int) -> EvalReport:
     names = [str(m) for m in metrics]
     for report in reports:
