@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -164,7 +163,16 @@ def run_variant(variant: str, candidates: Path, model_dir: Path, threads: int) -
     return {"variant": variant, "latencies": latencies, "scores": scores,
             "flops": flops(tokens) if variant != "embedding-cosine" else 0.0,
             "tokens": sum(r * w for r, w in tokens),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's resident-set high-water mark (VmHWM: reset at exec, unlike ru_maxrss,
+    which a spawned child inherits from its parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def measured_peak(threads: int) -> float:
