@@ -8,6 +8,8 @@ bi-encoder scorer is the honest default, and every result names it as ``embeddin
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +24,21 @@ class EmbeddingCosineReranker:
     def __init__(self, embedder: Embedder) -> None:
         self._embedder = embedder
         self.name = f"embedding-cosine({embedder.model_id})"
+        # Deadline-aware reranking calls score() once per small batch: embed each query once.
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _query_vector(self, query: str) -> np.ndarray:
+        with self._lock:
+            if query in self._queries:
+                self._queries.move_to_end(query)
+                return self._queries[query]
+        vector = self._embedder.encode([query])[0]
+        with self._lock:
+            self._queries[query] = vector
+            while len(self._queries) > 256:
+                self._queries.popitem(last=False)
+        return vector
 
     def score(self, query: str, products: Sequence[Product],
               vectors: Sequence[np.ndarray | None] | None = None) -> list[float]:
@@ -35,5 +52,4 @@ class EmbeddingCosineReranker:
             for i, vector in zip(missing, fresh, strict=True):
                 known[i] = vector
         matrix = np.stack(known).astype(np.float32)  # type: ignore[arg-type]
-        q = self._embedder.encode([query])[0]
-        return [float(s) for s in matrix @ q]
+        return [float(s) for s in matrix @ self._query_vector(query)]
