@@ -5,8 +5,8 @@
 Builds a small index of the bundled sample (~700 products), serves it on 127.0.0.1 in its
 own process (`rex-search serve`, workers=2, queue=4), then sends /search requests (the 50 DEV
 queries, each with a distinct non-binding budget so the result cache does not answer) from N
-client threads for a fixed time each. Only loopback traffic; every loop is bounded in time. The first row (1 client) is the baseline
-for the ratios.
+client threads for a fixed time each. Only loopback traffic; every loop is bounded in time.
+The first row (1 client) is the baseline for the ratios.
 """
 
 from __future__ import annotations
