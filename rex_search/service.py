@@ -9,6 +9,7 @@ an immediate 503 with Retry-After instead of queueing without bound.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -74,8 +75,6 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
         if len(raw) > limits.max_body_bytes:
             raise ApiError(413, "too_large", f"request body over {limits.max_body_bytes} bytes")
         try:
-            import json
-
             data = json.loads(raw or b"{}")
         except ValueError as exc:
             raise ApiError(400, "invalid_json", f"request body is not JSON: {exc}") from None

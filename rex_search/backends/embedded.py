@@ -157,14 +157,13 @@ class EmbeddedBackend:
         ids = np.array([doc_id_of(p.parent_asin) for p in products], dtype=np.int64)
         with self._lock:
             writer = self._get_writer()
-            for doc_id in ids:
-                writer.delete_documents_by_term("doc_id", int(doc_id))
+            # Keep known stock in the BM25 filter field: one query for the batch, not per row.
+            stock = dict(self._select("SELECT doc_id, in_stock FROM products WHERE doc_id IN "
+                                      "({})", [int(i) for i in ids]))
             for doc_id, product in zip(ids, products, strict=True):
-                stock = self._db.execute(
-                    "SELECT in_stock FROM products WHERE doc_id=?", (int(doc_id),)
-                ).fetchone()
+                writer.delete_documents_by_term("doc_id", int(doc_id))
                 writer.add_document(_bm25_document(int(doc_id), product,
-                                                   None if stock is None else stock[0]))
+                                                   stock.get(int(doc_id))))
             self._vectors.remove_ids(ids)
             self._vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
             self._db.executemany(

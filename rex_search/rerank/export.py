@@ -36,14 +36,10 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.arange(len(x), dtype=np.float64)
-    for value in np.unique(x[np.r_[False, np.diff(x[order]) == 0][np.argsort(order)]]
-                           if len(x) else []):
-        tied = x == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
+    """Average ranks: tied values share the mean of the positions they occupy."""
+    values, inverse, counts = np.unique(np.asarray(x), return_inverse=True, return_counts=True)
+    starts = np.cumsum(counts) - counts  # first 0-based position of each distinct value
+    return (starts + (counts - 1) / 2.0)[inverse].astype(np.float64)
 
 
 def export_onnx(model: str, out: str | Path, quantize: bool = False, opset: int = 17) -> Path:

@@ -94,3 +94,19 @@ def test_manifest_describes_the_index(small_index: EmbeddedBackend):
     assert len(info["catalogs"][0]["sha256"]) == 64
     vector = small_index.vectors([small_index.bm25("laptop", 1)[0].parent_asin])
     assert np.linalg.norm(next(iter(vector.values()))) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_reindexing_a_changed_product_keeps_its_stock_filter(writable_index: Path, embedder):
+    from rex_search.backends.base import StockRecord
+
+    backend = EmbeddedBackend(writable_index)
+    asin = backend.bm25("running shoes", 1)[0].parent_asin
+    backend.update_inventory([StockRecord(asin, False, 0)])
+    product = backend.get([asin])[asin].product
+    changed = type(product).from_dict({**product.to_dict(), "title": product.title + " v2"})
+    backend.upsert([changed], embedder.encode([changed.title]))
+    backend.commit()
+    in_stock_only = Filters(exclude_out_of_stock=True)
+    assert asin not in [h.parent_asin for h in backend.bm25("running shoes", 100, in_stock_only)]
+    assert asin in [h.parent_asin for h in backend.bm25("running shoes", 100)]
+    backend.close()
