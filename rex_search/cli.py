@@ -369,21 +369,40 @@ def train_data_synth(catalog: Path, out: Path, queries: int, seed: int) -> None:
               type=click.Path(path_type=Path), help="judgments (ERESS/Amazebay), repeatable")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--base", default="all-MiniLM-L6-v2", show_default=True)
+@click.option("--init", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="fine-tune a model trained here (head kept) instead of a new head on --base")
 @click.option("--loss", type=click.Choice(["distributional", "bce", "mse"]),
               default="distributional", show_default=True)
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
+@click.option("--width", type=click.Choice(["schedule", "data"]), default="schedule",
+              show_default=True, help="target widths: boundary schedule, or the judgments' "
+                                      "relevance_variance column where present")
 @click.option("--layers", type=click.IntRange(1), default=None)
 @click.option("--epochs", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(16, 512), default=128, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--backbone-lr", type=click.FloatRange(0, min_open=True), default=5e-5,
+              show_default=True)
+@click.option("--head-lr", type=click.FloatRange(0, min_open=True), default=1e-3,
+              show_default=True)
+@click.option("--mse-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="lambda of the expected-value MSE term (distributional loss)")
 @click.option("--validation", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
               help="share of queries held out (query-grouped)")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_command(data_files: tuple[Path, ...], out: Path, base: str, loss: str,
-                  layers: int | None, epochs: int, validation: float, seed: int) -> None:
+def train_command(data_files: tuple[Path, ...], out: Path, base: str, init: Path | None,
+                  loss: str, pooling: str, width: str, layers: int | None, epochs: int,
+                  max_tokens: int, batch_size: int, backbone_lr: float, head_lr: float,
+                  mse_weight: float, validation: float, seed: int) -> None:
     """Train a cross-encoder with the RexReranker recipe; the best epoch is saved to OUT."""
     from rex_search.evaluate.judgments import read_judgments
     from rex_search.train.recipe import TrainConfig, split_queries, train
 
     queries = [q for f in data_files for q in read_judgments(f)]
-    config = TrainConfig(base=base, loss=loss, layers=layers, epochs=epochs,  # type: ignore
+    config = TrainConfig(base=base, init=str(init) if init else None, loss=loss,  # type: ignore
+                         pooling=pooling, width=width, layers=layers,  # type: ignore
+                         epochs=epochs, max_tokens=max_tokens, batch_size=batch_size,
+                         backbone_lr=backbone_lr, head_lr=head_lr, mse_weight=mse_weight,
                          seed=seed)
     train_set, held_out = split_queries(queries, validation, seed)
     click.echo(f"training on {len(train_set)} queries, validating on {len(held_out)}")

@@ -28,6 +28,7 @@ class JudgedDoc:
     title: str
     description: str
     relevance: float
+    variance: float | None = None  # spread of the annotators' grades, where the data has it
 
     def as_product(self) -> Product:
         return Product(parent_asin=self.parent_asin, title=self.title,
@@ -85,11 +86,21 @@ def _parse(row: dict[str, Any], query_col: str) -> tuple[str, JudgedDoc]:
         raise ValueError(f"relevance_score: expected a number in [0, 1], got {raw!r}") from None
     if math.isnan(relevance) or not 0.0 <= relevance <= 1.0:
         raise ValueError(f"relevance_score: expected a number in [0, 1], got {raw!r}")
+    variance = row.get("relevance_variance")
+    if variance is not None:
+        try:
+            variance = float(variance)
+        except (TypeError, ValueError):
+            variance = math.nan
+        if math.isnan(variance) or variance < 0:
+            raise ValueError("relevance_variance: expected a number >= 0 (the variance of the "
+                             f"annotators' grades), got {row.get('relevance_variance')!r}")
     title = row.get("title") or ""
     description = row.get("description") or ""
     if isinstance(description, list):
         description = "\n".join(str(d) for d in description)
-    return query.strip(), JudgedDoc(asin.strip(), str(title), str(description), relevance)
+    return query.strip(), JudgedDoc(asin.strip(), str(title), str(description), relevance,
+                                   variance)
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:

@@ -56,7 +56,8 @@ class _PairScorer:
         self._path = resolve_model(model)
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(self._path)
-            labels = int(AutoConfig.from_pretrained(self._path).num_labels)
+            config = AutoConfig.from_pretrained(self._path)
+            labels = int(config.num_labels)
         except (OSError, ValueError) as exc:
             raise load_error(model, exc) from exc
         if labels not in (1, 11):
@@ -65,8 +66,10 @@ class _PairScorer:
                 "11 (distributional head over relevance bins 0, 0.1, ..., 1)"
             )
         self.head = "single-logit" if labels == 1 else "distributional-11"
-        self.max_tokens, self.batch_size, self.max_batch_tokens = max_tokens, batch_size, \
-            max_batch_tokens
+        # A model trained on short inputs is run at that length: longer ones were never seen.
+        trained = getattr(config, "rex_max_tokens", None)
+        self.max_tokens = min(max_tokens, trained) if trained else max_tokens
+        self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
         self.cache = ScoreCache(cache_entries) if cache_entries else None
         self.tokens_processed = 0  # padded tokens actually run through the model (FLOP count)
         self._lock = threading.Lock()
@@ -142,8 +145,14 @@ class CrossEncoderReranker(_PairScorer):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        from rex_search.rerank.pooled import PooledCrossEncoder, is_pooled_model
+
         try:
-            self._model = AutoModelForSequenceClassification.from_pretrained(self._path).eval()
+            if is_pooled_model(self._path):
+                self._model = PooledCrossEncoder.from_pretrained(self._path)
+            else:
+                self._model = AutoModelForSequenceClassification.from_pretrained(
+                    self._path).eval()
         except (OSError, ValueError) as exc:
             raise load_error(model, exc) from exc
         if threads:
@@ -153,7 +162,8 @@ class CrossEncoderReranker(_PairScorer):
     def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         with self._torch.inference_mode():
             tensors = {k: self._torch.from_numpy(v) for k, v in batch.items()}
-            return self._model(**tensors).logits.float().numpy()
+            output = self._model(**tensors)
+            return getattr(output, "logits", output).float().numpy()
 
 
 class OnnxCrossEncoder(_PairScorer):

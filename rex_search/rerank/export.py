@@ -97,9 +97,14 @@ def _export_in_this_process(source: str, out: str, opset: int) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from rex_search.rerank.pooled import PooledCrossEncoder, is_pooled_model
+
     # Eager attention: the SDPA path traces shape-specialised mask logic that ignores padding.
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source, attn_implementation="eager").eval()
+    if is_pooled_model(source):
+        model = PooledCrossEncoder.from_pretrained(source, attn_implementation="eager")
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, attn_implementation="eager").eval()
     tokenizer = AutoTokenizer.from_pretrained(source)
     sample = tokenizer(["Query: a", "Query: running shoes"], ["Title: b", "Title: c d e f"],
                        padding=True, return_tensors="pt")

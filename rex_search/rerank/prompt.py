@@ -15,6 +15,12 @@ def product_text(product: Product, max_chars: int = 1000) -> str:
     The order matters because the tokenizer truncates from the end: what a shopper checks first
     (brand, colour, price) survives a tight token budget, the long description does not.
     """
+    body = " ".join((*attribute_text(product), *product.features, product.description)).strip()
+    return f"Title: {product.title}\nDescription: {body[:max_chars]}"
+
+
+def attribute_text(product: Product) -> list[str]:
+    """Brand, colour and the last two category levels, as the description's first sentences."""
     attributes = []
     if product.brand:
         attributes.append(f"Brand: {product.brand}.")
@@ -22,5 +28,4 @@ def product_text(product: Product, max_chars: int = 1000) -> str:
         attributes.append(f"Color: {product.color}.")
     if product.categories:
         attributes.append(f"Category: {' > '.join(product.categories[-2:])}.")
-    body = " ".join((*attributes, *product.features, product.description)).strip()
-    return f"Title: {product.title}\nDescription: {body[:max_chars]}"
+    return attributes

@@ -12,7 +12,8 @@ grade boundaries t in {0.2, 0.5, 0.8}, where annotators disagree most:
 Encoder defaults sigma_min 0.04, sigma_max 0.12, delta 0.08 (RexRerankers' released training
 code; the decoder variant uses sigma_max 0.08, delta 0.06). With per-pair label variances
 (several annotators), ``sigma`` may come from the data instead: sqrt(variance), clipped to
-[sigma_min, sigma_max] — the "noise as signal" idea taken one step further.
+[sigma_min, sigma_max] — the "noise as signal" idea taken one step further. A NaN variance
+(a pair judged once) falls back to the boundary schedule.
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ def bin_centres(bins: int = 11, device: torch.device | None = None) -> torch.Ten
 
 def target_sigma(y: torch.Tensor, config: DistributionalConfig,
                  variance: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-label target width: the boundary schedule, or sqrt(variance) from the data."""
-    if variance is not None:
-        return variance.clamp(min=0).sqrt().clamp(config.sigma_min, config.sigma_max)
+    """Per-label target width: the boundary schedule, or sqrt(variance) where the data has one."""
     d = torch.stack([(y - t).abs() for t in TRANSITIONS]).min(dim=0).values
     closeness = torch.exp(-0.5 * d ** 2 / config.delta ** 2)
-    return config.sigma_min + (config.sigma_max - config.sigma_min) * closeness
+    schedule = config.sigma_min + (config.sigma_max - config.sigma_min) * closeness
+    if variance is None:
+        return schedule
+    from_data = variance.clamp(min=0).sqrt().clamp(config.sigma_min, config.sigma_max)
+    return torch.where(torch.isnan(variance), schedule, from_data)
 
 
 def soft_targets(y: torch.Tensor, config: DistributionalConfig,

@@ -4,8 +4,9 @@ AdamW with separate learning rates for backbone and head, no weight decay on bia
 LayerNorm weights, cosine schedule with 5% warm-up, the backbone frozen for the first
 ``freeze_fraction`` of the first epoch, seeded. Validation on a query-grouped split (no query
 on both sides) with the evaluation harness every epoch; the best checkpoint (nDCG@10) is kept,
-with a model card. Pooling is the model's own classification head (BERT: [CLS] pooler); the
-recipe's mean-pooling option is not implemented yet.
+with a model card. The model is a :class:`PooledCrossEncoder` (mean pooling by default, or the
+[CLS] token). ``width="data"`` takes each target's width from the judgments'
+``relevance_variance`` column where a pair has one.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ from rex_search.model_files import resolve_model
 from rex_search.rerank.prompt import query_text
 
 LossName = Literal["distributional", "bce", "mse"]
+Width = Literal["schedule", "data"]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     base: str = "all-MiniLM-L6-v2"
     loss: LossName = "distributional"
+    pooling: Literal["mean", "cls"] = "mean"
+    width: Width = "schedule"  # target widths: boundary schedule, or the data's variances
+    init: str | None = None  # continue from a model trained here (its head kept) instead of base
     layers: int | None = None  # keep the first N encoder layers (a smaller, faster student)
     epochs: int = 1
     batch_size: int = 16
@@ -56,15 +61,20 @@ def split_queries(queries: list[QueryJudgments], validation: float,
 
 
 def build_model(config: TrainConfig):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """A new head on the base encoder, or (``init``) a model trained here, to fine-tune on."""
+    from transformers import AutoTokenizer
+
+    from rex_search.rerank.pooled import PooledCrossEncoder
 
     labels = 11 if config.loss == "distributional" else 1
+    if config.init:
+        model = PooledCrossEncoder.from_pretrained(config.init)
+        if model.config.num_labels != labels:
+            raise ValueError(f"{config.init} has {model.config.num_labels} outputs; loss "
+                             f"{config.loss!r} needs {labels}")
+        return model, AutoTokenizer.from_pretrained(config.init)
     path = resolve_model(config.base)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=labels)
-    if config.layers:
-        encoder = model.base_model.encoder
-        encoder.layer = encoder.layer[: config.layers]
-        model.config.num_hidden_layers = config.layers
+    model = PooledCrossEncoder.from_base(path, labels, config.pooling, config.layers)
     return model, AutoTokenizer.from_pretrained(path)
 
 
@@ -81,10 +91,9 @@ def train(train_set: list[QueryJudgments], config: TrainConfig,
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     model, tokenizer = build_model(config)
-    pairs = [(q.query, product_text(d.as_product()), d.relevance) for q in train_set
-             for d in q.docs]
-    head_names = {n for n, _ in model.named_parameters() if not n.startswith(
-        model.base_model_prefix + ".")}
+    pairs = [(q.query, product_text(d.as_product()), d.relevance,
+              math.nan if d.variance is None else d.variance) for q in train_set for d in q.docs]
+    head_names = {n for n, _ in model.named_parameters() if n.startswith("head.")}
     groups: dict[tuple[bool, bool], list] = {}
     for name, param in model.named_parameters():
         is_head = name in head_names
@@ -111,16 +120,18 @@ def train(train_set: list[QueryJudgments], config: TrainConfig,
         started, running = time.perf_counter(), 0.0
         for start in range(0, len(order), config.batch_size):
             batch = [pairs[i] for i in order[start:start + config.batch_size]]
-            encoded = tokenizer([query_text(q) for q, _, _ in batch], [t for _, t, _ in batch],
+            encoded = tokenizer([query_text(p[0]) for p in batch], [p[1] for p in batch],
                                 truncation="only_second", max_length=config.max_tokens,
                                 padding=True, return_tensors="pt")
-            y = torch.tensor([r for _, _, r in batch], dtype=torch.float32)
+            y = torch.tensor([p[2] for p in batch], dtype=torch.float32)
+            variance = (torch.tensor([p[3] for p in batch], dtype=torch.float32)
+                        if config.width == "data" else None)
             freeze = step < frozen_steps
             for name, param in model.named_parameters():
                 param.requires_grad = (name in head_names) or not freeze
-            logits = model(**encoded).logits
+            logits = model(**encoded)
             if config.loss == "distributional":
-                loss = distributional_loss(logits, y, dist)
+                loss = distributional_loss(logits, y, dist, variance)
             elif config.loss == "bce":
                 loss = bce_loss(logits, y)
             else:
@@ -134,6 +145,10 @@ def train(train_set: list[QueryJudgments], config: TrainConfig,
             optimizer.step()
             running += loss.item()
             step += 1
+            if step % 200 == 0:
+                done = start // config.batch_size + 1
+                log(json.dumps({"step": step, "of": total, "train_loss": round(running / done, 5),
+                                "seconds": round(time.perf_counter() - started, 1)}))
         entry = {"epoch": epoch + 1, "train_loss": running / steps_per_epoch,
                  "seconds": round(time.perf_counter() - started, 1)}
         if validation:
@@ -176,7 +191,7 @@ class InMemoryScorer:
                                      [product_text(p) for p in chunk], truncation="only_second",
                                      max_length=self.config.max_tokens, padding=True,
                                      return_tensors="pt")
-                logits = self.model(**enc).logits.float().numpy()
+                logits = self.model(**enc).float().numpy()
                 if logits.shape[1] == 1:
                     out += (1 / (1 + np.exp(-logits[:, 0]))).tolist()
                 else:
@@ -199,7 +214,7 @@ def validate(model, tokenizer, config: TrainConfig,
 def save(model, tokenizer, config: TrainConfig, history: list[dict],
          train_set: list[QueryJudgments], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
+    model.save_pretrained(out, max_tokens=config.max_tokens)
     tokenizer.save_pretrained(out)
     data_hash = hashlib.sha256(json.dumps(
         [(q.query, [(d.parent_asin, d.relevance) for d in q.docs]) for q in train_set]

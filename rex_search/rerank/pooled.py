@@ -1,0 +1,93 @@
+"""A cross-encoder with an explicit pooling choice: encoder -> mean or [CLS] pooling -> linear head.
+
+RexRerankers' encoder recipe pools by the mean over tokens by default; transformers' BERT
+sequence-classification model can only use its [CLS] pooler, so models trained here are this
+module. On disk it is a transformers encoder directory plus ``head.safetensors``; config.json
+carries ``rex_pooling``, ``num_labels`` (1 or 11) and ``rex_max_tokens`` (the input length it
+was trained with), so any scorer can tell how to load and run it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+Pooling = Literal["mean", "cls"]
+
+
+def is_pooled_model(path: str | Path) -> bool:
+    """True for a directory written by :meth:`PooledCrossEncoder.save_pretrained`."""
+    config = Path(path) / "config.json"
+    return config.exists() and "rex_pooling" in json.loads(config.read_text())
+
+
+class PooledCrossEncoder(torch.nn.Module):
+    """``forward`` returns logits of shape (batch, num_labels); no wrapper object, so the same
+    module trains, scores and exports to ONNX unchanged."""
+
+    def __init__(self, encoder: torch.nn.Module, labels: int, pooling: Pooling = "mean",
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        self.encoder, self.pooling = encoder, pooling
+        self.dropout = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(encoder.config.hidden_size, labels)
+        encoder.config.num_labels = labels
+        encoder.config.rex_pooling = pooling
+
+    @property
+    def config(self):
+        return self.encoder.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:  # mean over real tokens: padding must not dilute the average
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))
+
+    @classmethod
+    def from_base(cls, path: str, labels: int, pooling: Pooling = "mean",
+                  layers: int | None = None, **kwargs) -> PooledCrossEncoder:
+        """A new head on a pretrained encoder; ``layers`` keeps the first N encoder layers."""
+        encoder = _encoder(path, **kwargs)
+        if layers:
+            encoder.encoder.layer = encoder.encoder.layer[:layers]
+            encoder.config.num_hidden_layers = layers
+        return cls(encoder, labels, pooling)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **kwargs) -> PooledCrossEncoder:
+        from safetensors.torch import load_file
+
+        encoder = _encoder(str(path), **kwargs)
+        model = cls(encoder, int(encoder.config.num_labels), encoder.config.rex_pooling)
+        model.head.load_state_dict(load_file(str(Path(path) / "head.safetensors")))
+        return model.eval()
+
+    def save_pretrained(self, out: str | Path, max_tokens: int | None = None) -> None:
+        from safetensors.torch import save_file
+
+        if max_tokens:
+            self.config.rex_max_tokens = max_tokens
+        self.encoder.save_pretrained(str(out))
+        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()},
+                  str(Path(out) / "head.safetensors"))
+
+
+def _encoder(path: str, **kwargs) -> torch.nn.Module:
+    """The bare encoder; BERT's unused [CLS] pooler is left out where the class allows it."""
+    from transformers import AutoModel
+
+    try:
+        return AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
+    except TypeError:  # architectures without a pooler option (ModernBERT, ...)
+        return AutoModel.from_pretrained(path, **kwargs)
