@@ -31,7 +31,8 @@ def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 2
     a local directory or a Hugging Face id (e.g. ``thebajajra/RexReranker-mini``).
 
     ``runtime``: ``torch``, ``onnx`` (``model.onnx``), ``onnx-int8`` (``model.int8.onnx``), or
-    ``auto``: ONNX when the directory holds an exported model, else PyTorch.
+    ``auto``: ONNX when the directory holds an exported model, else PyTorch. A causal-LM
+    directory (RexReranker-0.6B, Qwen3-Reranker) is scored as a yes/no decoder on PyTorch.
     """
     if name == EMBEDDING_COSINE:
         if embedder is None:
@@ -45,9 +46,23 @@ def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 2
 
     if runtime not in ("auto", "torch", "onnx", "onnx-int8"):
         raise ConfigError(f"runtime must be auto, torch, onnx or onnx-int8, got {runtime!r}")
+    if runtime in ("auto", "torch") and _is_decoder(name):
+        from rex_search.rerank.decoder import DecoderReranker
+
+        return DecoderReranker(name, max_tokens=max_tokens, batch_size=batch_size)
     if runtime == "auto":
         runtime = "onnx" if (Path(name) / "model.onnx").exists() else "torch"
     if runtime == "torch":
         return CrossEncoderReranker(name, max_tokens=max_tokens, batch_size=batch_size)
     file = "model.int8.onnx" if runtime == "onnx-int8" else "model.onnx"
     return OnnxCrossEncoder(name, max_tokens=max_tokens, batch_size=batch_size, file=file)
+
+
+def _is_decoder(name: str) -> bool:
+    from rex_search.model_files import resolve_model
+    from rex_search.rerank.decoder import is_decoder_model
+
+    try:
+        return is_decoder_model(resolve_model(name))
+    except (OSError, ValueError):  # unreadable: the cross-encoder loader explains the failure
+        return False

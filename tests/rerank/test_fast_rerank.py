@@ -90,7 +90,10 @@ def test_deadline_reranks_best_first_and_keeps_fused_order_below(small_index, em
     reranker = SlowReranker(load_reranker("embedding-cosine", embedder))
     pipeline = SearchPipeline(small_index, embedder, reranker,
                               rerank=RerankConfig(window=100, deadline_batch=8))
-    result = pipeline.search("laptop bag", size=100, budget_ms=120)
+    started = time.perf_counter()  # retrieval alone, so a busy machine cannot eat the budget
+    pipeline.search("laptop bag", size=100, rerank=False)
+    retrieval_ms = (time.perf_counter() - started) * 1000
+    result = pipeline.search("laptop bag", size=100, budget_ms=retrieval_ms + 120)
     assert result.degraded and 0 < result.reranked < 100
     assert result.degraded_reason == (f"latency budget spent: reranked {result.reranked} of "
                                       "100 candidates")
