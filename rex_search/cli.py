@@ -304,15 +304,18 @@ def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: 
 @click.option("--min-spearman", type=click.FloatRange(0, 1), default=0.99, show_default=True,
               help="refuse a variant whose scores agree less with PyTorch fp32")
 @click.option("--pairs", type=click.IntRange(10), default=400, show_default=True)
+@click.option("--fp32-node", "fp32_nodes", multiple=True,
+              help="keep graph nodes whose name contains this in fp32 when quantizing "
+                   "(repeatable), e.g. layer.0/output/dense/")
 def export_onnx_command(model: str, out: Path, quantize: bool, check_file: Path | None,
-                        min_spearman: float, pairs: int) -> None:
+                        min_spearman: float, pairs: int, fp32_nodes: tuple[str, ...]) -> None:
     """Export cross-encoder MODEL to ONNX in OUT and check its agreement with PyTorch."""
     from rex_search.catalog.schema import Product
     from rex_search.evaluate.judgments import read_judgments
     from rex_search.rerank.export import check_agreement, export_onnx
     from rex_search.rerank.prompt import product_text
 
-    export_onnx(model, out, quantize)
+    export_onnx(model, out, quantize, fp32_nodes=fp32_nodes)
     check_file = check_file or Path(__file__).resolve().parents[1] / "data" / "esci-sample" / \
         "dev" / "eress.parquet"
     if not check_file.exists():
@@ -322,7 +325,8 @@ def export_onnx_command(model: str, out: Path, quantize: bool, check_file: Path 
     results = check_agreement(model, out, check, min_spearman)
     for a in results:
         verdict = "kept" if a.accepted else f"REFUSED (below {min_spearman}), file removed"
-        click.echo(f"{a.variant:5} {a.file:16} Spearman {a.spearman:.4f}  max |diff| "
+        size = f"{(out / a.file).stat().st_size / 1e6:.1f} MB" if a.accepted else "-"
+        click.echo(f"{a.variant:5} {a.file:16} {size:>8}  Spearman {a.spearman:.4f}  max |diff| "
                    f"{a.max_abs_diff:.2e} on {a.pairs} pairs: {verdict}")
     if not any(a.accepted for a in results):
         raise RexSearchError("no exported variant agrees with PyTorch; nothing usable in "
@@ -406,7 +410,10 @@ def train_command(data_files: tuple[Path, ...], out: Path, base: str, init: Path
                          seed=seed)
     train_set, held_out = split_queries(queries, validation, seed)
     click.echo(f"training on {len(train_set)} queries, validating on {len(held_out)}")
-    train(train_set, config, held_out or None, out, log=click.echo)
+    import hashlib
+
+    sources = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in data_files}
+    train(train_set, config, held_out or None, out, log=click.echo, sources=sources)
     click.echo(f"saved to {out} (model_card.json beside the weights)")
 
 

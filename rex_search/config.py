@@ -12,7 +12,7 @@ Example ``rex-search.toml``::
     fusion = "rrf"
 
     [rerank]
-    model = "embedding-cosine"   # or a cross-encoder directory / hub id
+    model = "rex-reranker-minilm"   # bundled; or embedding-cosine, a model directory, a hub id
     window = 100
 """
 
@@ -47,7 +47,7 @@ class RetrievalConfig:
 
 @dataclass(frozen=True)
 class RerankConfig:
-    model: str = "embedding-cosine"
+    model: str = "rex-reranker-minilm"  # the trained cross-encoder shipped in the package
     runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     window: int = 100  # how many fused candidates the reranker scores; the rest keep fused order
     max_tokens: int = 256

@@ -8,6 +8,9 @@ from pathlib import Path
 from rex_search.errors import ModelError
 
 BUNDLED_MINILM = "all-MiniLM-L6-v2"
+# The default reranker, shipped inside this package (see its model_card.json).
+BUNDLED_RERANKER = "rex-reranker-minilm"
+_RERANKER_DIR = Path(__file__).resolve().parent / "models" / BUNDLED_RERANKER
 # sha256 of sentence-transformers/all-MiniLM-L6-v2 model.safetensors (same as upstream).
 _MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 _verified: set[Path] = set()
@@ -22,6 +25,8 @@ def resolve_model(name: str) -> str:
     """
     if name in (BUNDLED_MINILM, f"sentence-transformers/{BUNDLED_MINILM}"):
         return str(_bundled_minilm())
+    if name == BUNDLED_RERANKER:
+        return str(_bundled_reranker())
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     return name
@@ -46,6 +51,25 @@ def _bundled_minilm() -> Path:
             )
         _verified.add(path)
     return path
+
+
+def _bundled_reranker() -> Path:
+    """The shipped reranker, its ONNX files checked against the sha256s in its model card."""
+    card_file = _RERANKER_DIR / "model_card.json"
+    if not card_file.exists():
+        raise ModelError(f"the bundled reranker is missing from {_RERANKER_DIR}: reinstall "
+                         "rex-search, or configure another [rerank] model")
+    if _RERANKER_DIR not in _verified:
+        import json
+
+        expected = json.loads(card_file.read_text())["files_sha256"]
+        for file, digest in expected.items():
+            actual = hashlib.sha256((_RERANKER_DIR / file).read_bytes()).hexdigest()
+            if actual != digest:
+                raise ModelError(f"{_RERANKER_DIR / file} has sha256 {actual}, expected "
+                                 f"{digest}: the bundled reranker is damaged; reinstall rex-search")
+        _verified.add(_RERANKER_DIR)
+    return _RERANKER_DIR
 
 
 def load_error(name: str, exc: Exception) -> ModelError:

@@ -31,7 +31,8 @@ def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 2
     a local directory or a Hugging Face id (e.g. ``thebajajra/RexReranker-mini``).
 
     ``runtime``: ``torch``, ``onnx`` (``model.onnx``), ``onnx-int8`` (``model.int8.onnx``), or
-    ``auto``: ONNX when the directory holds an exported model, else PyTorch. A causal-LM
+    ``auto``: ONNX when the directory holds an exported model (fp32 first, else int8), else
+    PyTorch. A causal-LM
     directory (RexReranker-0.6B, Qwen3-Reranker) is scored as a yes/no decoder on PyTorch.
     """
     if name == EMBEDDING_COSINE:
@@ -51,7 +52,11 @@ def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 2
 
         return DecoderReranker(name, max_tokens=max_tokens, batch_size=batch_size)
     if runtime == "auto":
-        runtime = "onnx" if (Path(name) / "model.onnx").exists() else "torch"
+        from rex_search.model_files import resolve_model
+
+        path = Path(resolve_model(name))
+        runtime = ("onnx" if (path / "model.onnx").exists() else
+                   "onnx-int8" if (path / "model.int8.onnx").exists() else "torch")
     if runtime == "torch":
         return CrossEncoderReranker(name, max_tokens=max_tokens, batch_size=batch_size)
     file = "model.int8.onnx" if runtime == "onnx-int8" else "model.onnx"

@@ -179,7 +179,7 @@ class OnnxCrossEncoder(_PairScorer):
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise ModelError("ONNX models need onnxruntime: pip install 'rex-search[onnx]'") \
+            raise ModelError("ONNX models need onnxruntime: pip install onnxruntime") \
                 from exc
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

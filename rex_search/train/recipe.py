@@ -80,8 +80,9 @@ def build_model(config: TrainConfig):
 
 def train(train_set: list[QueryJudgments], config: TrainConfig,
           validation: list[QueryJudgments] | None = None, out: Path | None = None,
-          log=print) -> tuple[object, object, list[dict]]:
-    """Train; returns (best model, tokenizer, per-epoch validation history)."""
+          log=print, sources: dict[str, str] | None = None) -> tuple[object, object, list[dict]]:
+    """Train; returns (best model, tokenizer, per-epoch validation history). ``sources``
+    (file name -> sha256) goes into the model card."""
     import torch
 
     from rex_search.rerank.prompt import product_text
@@ -163,7 +164,7 @@ def train(train_set: list[QueryJudgments], config: TrainConfig,
         model.load_state_dict(best_state)
     model.eval()
     if out is not None:
-        save(model, tokenizer, config, history, train_set, out)
+        save(model, tokenizer, config, history, train_set, out, sources or {})
     return model, tokenizer, history
 
 
@@ -212,17 +213,20 @@ def validate(model, tokenizer, config: TrainConfig,
 
 
 def save(model, tokenizer, config: TrainConfig, history: list[dict],
-         train_set: list[QueryJudgments], out: Path) -> None:
+         train_set: list[QueryJudgments], out: Path, sources: dict[str, str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, max_tokens=config.max_tokens)
     tokenizer.save_pretrained(out)
     data_hash = hashlib.sha256(json.dumps(
         [(q.query, [(d.parent_asin, d.relevance) for d in q.docs]) for q in train_set]
     ).encode()).hexdigest()
+    init_card = Path(config.init) / "model_card.json" if config.init else None
     card = {"base_model": config.base, "recipe": asdict(config),
+            "initialised_from": (json.loads(init_card.read_text())
+                                 if init_card and init_card.is_file() else None),
             "training_data": {"queries": len(train_set),
                               "pairs": sum(len(q.docs) for q in train_set),
-                              "sha256": data_hash},
+                              "sha256": data_hash, "files_sha256": sources},
             "validation_history": history,
             "licence": "Apache-2.0 (base model all-MiniLM-L6-v2: Apache-2.0)",
             "score": "expected relevance over 11 bins" if config.loss == "distributional"

@@ -1,0 +1,67 @@
+"""Copy an exported, agreement-checked reranker into the package as the shipped default.
+
+    python -m rex_search.train.bundle TRAINED_DIR ONNX_DIR OUT_DIR [--metrics FILE.json]
+
+Only what inference needs goes in: the int8 ONNX file (fp32 where int8 was refused), the
+tokenizer and config, the training model card extended with the sha256 of every shipped file
+(checked on load), the export's agreement figures, the measured metrics and the base model's
+licence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from rex_search.errors import ModelError
+
+# The Apache-2.0 text (the same licence as the base model and this project).
+APACHE_2 = Path(__file__).resolve().parents[2] / "data" / "esci-sample" / "LICENSE.txt"
+NOTICE = """rex-reranker-minilm: a cross-encoder trained by the rex-search project.
+Its encoder weights derive from sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0,
+https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2), trained further on graded pairs
+generated from the ESCI sample catalog (Amazon Science esci-data, Apache-2.0). See
+model_card.json for how it was trained and what it measured.
+"""
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                   "special_tokens_map.json")
+
+
+def bundle(trained: Path, exported: Path, out: Path, metrics: dict | None = None) -> Path:
+    onnx = next((f for f in ("model.int8.onnx", "model.onnx") if (exported / f).exists()), None)
+    if onnx is None:
+        raise ModelError(f"{exported} holds no agreement-checked ONNX model")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    files = [onnx, "config.json", *[f for f in TOKENIZER_FILES if (exported / f).exists()]]
+    for file in files:
+        shutil.copy(exported / file, out / file)
+    (out / "LICENSE").write_text(APACHE_2.read_text())
+    (out / "NOTICE").write_text(NOTICE)
+    card = json.loads((trained / "model_card.json").read_text())
+    card["runtime_file"] = onnx
+    card["export_agreement"] = json.loads((exported / "agreement.json").read_text())
+    if metrics:
+        card["evaluation"] = metrics
+    card["files_sha256"] = {f: hashlib.sha256((out / f).read_bytes()).hexdigest() for f in files}
+    (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("trained", type=Path)
+    parser.add_argument("exported", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--metrics", type=Path, help="JSON of measured metrics for the card")
+    args = parser.parse_args()
+    metrics = json.loads(args.metrics.read_text()) if args.metrics else None
+    print(f"bundled into {bundle(args.trained, args.exported, args.out, metrics)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The trained default reranker shipped inside the package."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rex_search import model_files
+from rex_search.catalog.schema import Product
+from rex_search.config import RerankConfig
+from rex_search.errors import ModelError
+from rex_search.rerank.base import load_reranker
+
+CARD = Path(model_files.__file__).parent / "models" / model_files.BUNDLED_RERANKER / \
+    "model_card.json"
+DEV = Path(__file__).resolve().parents[2] / "data" / "esci-sample" / "dev" / "eress.parquet"
+
+
+def test_the_default_is_the_bundled_int8_cross_encoder():
+    assert RerankConfig().model == model_files.BUNDLED_RERANKER
+    reranker = load_reranker(RerankConfig().model)
+    assert reranker.kind == "cross-encoder"
+    assert reranker.name == "rex-reranker-minilm (distributional-11, onnx-int8)"
+    assert reranker.max_tokens == 64  # the length it was trained with, from its config
+
+
+def test_it_ranks_the_product_type_above_lexical_lookalikes():
+    reranker = load_reranker(model_files.BUNDLED_RERANKER)
+    products = [Product("A", "Shoe Laces for Sneakers, Round Athletic Running Shoelaces"),
+                Product("B", "Nike Men's Revolution 6 Running Shoe", brand="Nike",
+                        categories=("Clothing", "Shoes", "Running")),
+                Product("C", "Sofa Slipcover for 3 Cushion Couch, Stretch Sofa Cover")]
+    laces, shoe, cover = reranker.score("running shoes", products)
+    assert shoe > laces and shoe > cover
+    assert all(0.0 <= s <= 1.0 for s in (laces, shoe, cover))
+
+
+def test_a_damaged_bundled_file_is_refused(tmp_path: Path, monkeypatch):
+    copy = tmp_path / model_files.BUNDLED_RERANKER
+    shutil.copytree(CARD.parent, copy)
+    with (copy / "tokenizer.json").open("a") as f:
+        f.write(" ")
+    monkeypatch.setattr(model_files, "_RERANKER_DIR", copy)
+    with pytest.raises(ModelError, match="tokenizer.json has sha256 .* bundled reranker is "
+                                         "damaged"):
+        model_files.resolve_model(model_files.BUNDLED_RERANKER)
+
+
+def test_the_model_card_states_what_was_trained_and_measured():
+    card = json.loads(CARD.read_text())
+    assert card["recipe"]["loss"] == "distributional" and card["recipe"]["pooling"] == "mean"
+    assert card["base_model"] == "all-MiniLM-L6-v2" and "Apache-2.0" in card["licence"]
+    int8 = next(v for v in card["export_agreement"]["variants"] if v["variant"] == "int8")
+    assert int8["accepted"] and int8["spearman"] >= card["export_agreement"]["min_spearman"]
+    rankers = card["evaluation"]["rankers"]
+    ndcg5 = {name: r["metrics"]["ndcg@5"]["mean"] for name, r in rankers.items()}
+    assert ndcg5["rerank"] > ndcg5["bm25"] and ndcg5["rerank"] > ndcg5["dense"]
+    assert (CARD.parent / card["runtime_file"]).stat().st_size < 26e6
+
+
+@pytest.mark.slow
+def test_the_card_numbers_are_reproduced_on_dev(embedder):
+    """Rerank mode on the 50 DEV queries (none used in training): the shipped int8 model,
+    BM25 and dense re-measured here must equal the card and keep the reranker ahead."""
+    from rex_search.evaluate.judgments import read_judgments
+    from rex_search.evaluate.metrics import parse_metric
+    from rex_search.evaluate.rankers import make_rankers
+    from rex_search.evaluate.run import evaluate_rerank
+
+    rankers = make_rankers(["bm25", "dense", "rerank"], embedder,
+                           load_reranker(model_files.BUNDLED_RERANKER))
+    report = evaluate_rerank(read_judgments(DEV), rankers,
+                             [parse_metric("ndcg@5"), parse_metric("ndcg@10")])
+    card = json.loads(CARD.read_text())["evaluation"]["rankers"]
+    for ranker in report.rankers:
+        for metric in ("ndcg@5", "ndcg@10"):
+            assert ranker.summary[metric].mean == pytest.approx(
+                card[ranker.name]["metrics"][metric]["mean"], abs=1e-6)
+    means = {r.name: r.summary["ndcg@5"].mean for r in report.rankers}
+    assert means["rerank"] > max(means["bm25"], means["dense"])
