@@ -26,7 +26,7 @@ demo: install
 	$(BIN)/rex-search query "running shoes" --index $(INDEX) -n 5
 	$(BIN)/rex-search query "work bag 16 inch laptop" --index $(INDEX) -n 5
 	$(BIN)/rex-search query "running shoes no nike" --index $(INDEX) -n 5 --explain
-	$(BIN)/rex-search eval data/esci-sample/dev/eress.parquet --ranker random --ranker bm25 --ranker dense --ranker fused --metric ndcg@5 --metric ndcg@10
+	$(BIN)/rex-search eval data/esci-sample/dev/eress.parquet --ranker random --ranker bm25 --ranker dense --ranker fused --ranker rerank --metric ndcg@5 --metric ndcg@10
 
 test: install
 	$(BIN)/python -m pytest -q
