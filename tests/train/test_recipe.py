@@ -49,3 +49,49 @@ def test_training_runs_validates_and_writes_a_model_card(tmp_path: Path):
     card = json.loads((tmp_path / "m" / "model_card.json").read_text())
     assert card["recipe"]["loss"] == "distributional" and card["training_data"]["pairs"] == 12
     assert model.config.num_hidden_layers == 1 and model.config.num_labels == 11
+
+
+def test_annotator_variance_is_read_and_sets_the_target_width(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from rex_search.errors import CatalogError
+    from rex_search.evaluate.judgments import read_judgments
+
+    rows = [{"query_string": "running shoes", "parent_asin": a, "title": t,
+             "relevance_score": y, "relevance_variance": v}
+            for a, t, y, v in (("A", "Nike running shoe", 1.0, 0.0),
+                               ("B", "leather shoe laces", 0.3, 0.02),
+                               ("C", "cast iron skillet", 0.0, None))]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "j.parquet")
+    queries = read_judgments(tmp_path / "j.parquet")
+    assert [d.variance for d in queries[0].docs] == [0.0, 0.02, None]
+    config = TrainConfig(layers=1, epochs=1, batch_size=3, max_tokens=32, width="data")
+    _, _, history = train(queries * 2, config, log=lambda _: None)
+    assert history[0]["train_loss"] > 0
+    rows[1]["relevance_variance"] = -1.0
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "bad.parquet")
+    with pytest.raises(CatalogError, match="row 2: relevance_variance: expected a number >= 0"):
+        read_judgments(tmp_path / "bad.parquet")
+
+
+def test_mean_pooling_ignores_padding():
+    import torch
+    from transformers import AutoTokenizer
+
+    from rex_search.model_files import resolve_model
+    from rex_search.rerank.pooled import PooledCrossEncoder
+
+    path = resolve_model("all-MiniLM-L6-v2")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    for pooling in ("mean", "cls"):
+        model = PooledCrossEncoder.from_base(path, 11, pooling, layers=2).eval()
+        pair = ("Query: sofa", "Title: grey three seat sofa")
+        alone = model(**tokenizer(*pair, return_tensors="pt"))
+        batch = tokenizer(["Query: sofa", "Query: running shoes for trail and road"],
+                          ["Title: grey three seat sofa", "Title: a much longer title here"],
+                          padding=True, return_tensors="pt")
+        assert batch["attention_mask"][0].sum() < batch["attention_mask"].shape[1]
+        with torch.inference_mode():
+            assert torch.allclose(model(**batch)[0], alone[0], atol=1e-5)
