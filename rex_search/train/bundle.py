@@ -43,6 +43,8 @@ def bundle(trained: Path, exported: Path, out: Path, metrics: dict | None = None
     (out / "LICENSE").write_text(APACHE_2.read_text())
     (out / "NOTICE").write_text(NOTICE)
     card = json.loads((trained / "model_card.json").read_text())
+    card["validation_history_is_on"] = ("held-out queries of the training data (query-grouped "
+                                        "split); see evaluation for real judgments")
     card["runtime_file"] = onnx
     card["export_agreement"] = json.loads((exported / "agreement.json").read_text())
     if metrics:
