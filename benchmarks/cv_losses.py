@@ -24,12 +24,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rex_search.evaluate.judgments import read_judgments  # noqa: E402
-from rex_search.evaluate.metrics import compute, parse_metric  # noqa: E402
-from rex_search.evaluate.rankers import make_rankers  # noqa: E402
+from rex_search.evaluate.metrics import calibration, parse_metric  # noqa: E402
+from rex_search.evaluate.rankers import RerankRanker, make_rankers  # noqa: E402
 from rex_search.evaluate.run import (  # noqa: E402
     RankerReport,
     evaluate_rerank,
     format_report,
+    rank_judged,
     summarise,
 )
 from rex_search.train.recipe import InMemoryScorer, TrainConfig, train  # noqa: E402
@@ -55,11 +56,11 @@ def cross_validate(loss: str, queries, args) -> RankerReport:
                              max_tokens=args.max_tokens, init=init,
                              backbone_lr=args.backbone_lr, head_lr=args.head_lr, seed=0)
         model, tokenizer, _ = train(train_set, config, log=lambda _: None)
-        scorer = InMemoryScorer(model, tokenizer, config)
-        score_fold(report, scorer, test_set, scores, relevance)
-    from rex_search.evaluate.metrics import calibration
-
-    report.ece, report.reliability = calibration(scores, relevance)
+        ranker = RerankRanker(InMemoryScorer(model, tokenizer, config))
+        fold_scores, fold_relevance = rank_judged(ranker, test_set, METRICS, report)
+        scores += fold_scores
+        relevance += fold_relevance
+    report.ece, report.reliability = calibration(scores, relevance)  # over all folds pooled
     report.seconds = time.perf_counter() - started
     return report
 
@@ -68,32 +69,15 @@ def as_pretrained(loss: str, queries, args) -> RankerReport:
     """The synthetic-data model of this loss on every DEV query, with no DEV training."""
     from transformers import AutoTokenizer
 
-    from rex_search.evaluate.metrics import calibration
     from rex_search.rerank.pooled import PooledCrossEncoder
 
     path = args.pretrained.format(loss=loss)
-    report = RankerReport(f"{loss}:synth-only")
     config = TrainConfig(loss=loss, max_tokens=args.max_tokens)  # type: ignore[arg-type]
-
     scorer = InMemoryScorer(PooledCrossEncoder.from_pretrained(path),
                             AutoTokenizer.from_pretrained(path), config)
-    scores, relevance = [], []
-    started = time.perf_counter()
-    score_fold(report, scorer, queries, scores, relevance)
-    report.ece, report.reliability = calibration(scores, relevance)
-    report.seconds = time.perf_counter() - started
+    report = evaluate_rerank(queries, [RerankRanker(scorer)], METRICS).rankers[0]
+    report.name = f"{loss}:synth-only"
     return report
-
-
-def score_fold(report: RankerReport, scorer, test_set, scores: list, relevance: list) -> None:
-    for q in test_set:
-        s = scorer.score(q.query, [d.as_product() for d in q.docs])
-        order = sorted(range(len(q.docs)), key=lambda i: (-s[i], q.docs[i].parent_asin))
-        ranked = [q.docs[i].relevance for i in order]
-        report.per_query[q.query_id] = {str(m): compute(m, ranked, [d.relevance for d in
-                                                                   q.docs]) for m in METRICS}
-        scores += s
-        relevance += [d.relevance for d in q.docs]
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ Errors print ``Error: <message>`` and exit 1, with no traceback; usage errors ex
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -356,8 +357,6 @@ def train_data_synth(catalog: Path, out: Path, queries: int, seed: int) -> None:
 
     products = [p for batch in read_catalog(catalog) for p in batch.products]
     pairs = synthesize(products, queries, seed)
-    import hashlib
-
     rows = [{"query_id": "synth-" + hashlib.sha1(p.query.encode()).hexdigest()[:10],
              "query_string": p.query,
              "parent_asin": p.parent_asin, "title": p.title, "description": p.description,
@@ -410,8 +409,6 @@ def train_command(data_files: tuple[Path, ...], out: Path, base: str, init: Path
                          seed=seed)
     train_set, held_out = split_queries(queries, validation, seed)
     click.echo(f"training on {len(train_set)} queries, validating on {len(held_out)}")
-    import hashlib
-
     sources = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in data_files}
     train(train_set, config, held_out or None, out, log=click.echo, sources=sources)
     click.echo(f"saved to {out} (model_card.json beside the weights)")

@@ -63,23 +63,32 @@ def evaluate_rerank(judgments: Sequence[QueryJudgments], rankers: Sequence[EvalR
     reports = []
     for ranker in rankers:
         report = RankerReport(ranker.name)
-        all_scores: list[float] = []
-        all_rel: list[float] = []
         started = time.perf_counter()
-        for q in judgments:
-            scores = ranker.score(q.query_id, q.query, q.docs)
-            order = sorted(range(len(q.docs)), key=lambda i: (-scores[i], q.docs[i].parent_asin))
-            ranked = [q.docs[i].relevance for i in order]
-            judged = [d.relevance for d in q.docs]
-            report.per_query[q.query_id] = {str(m): compute(m, ranked, judged, threshold)
-                                            for m in metrics}
-            all_scores += scores
-            all_rel += judged
+        all_scores, all_rel = rank_judged(ranker, judgments, metrics, report, threshold)
         report.seconds = time.perf_counter() - started
         if ranker.unit_scores and all_scores:
             report.ece, report.reliability = calibration(all_scores, all_rel)
         reports.append(report)
     return summarise("rerank", judgments, reports, metrics, resamples, seed)
+
+
+def rank_judged(ranker: EvalRanker, judgments: Sequence[QueryJudgments],
+                metrics: Sequence[MetricSpec], report: RankerReport,
+                threshold: float = 0.5) -> tuple[list[float], list[float]]:
+    """Order each query's judged candidates by score (ties by parent_asin) and record its
+    metrics in ``report.per_query``; returns all (scores, relevances) for calibration."""
+    all_scores: list[float] = []
+    all_rel: list[float] = []
+    for q in judgments:
+        scores = ranker.score(q.query_id, q.query, q.docs)
+        order = sorted(range(len(q.docs)), key=lambda i: (-scores[i], q.docs[i].parent_asin))
+        ranked = [q.docs[i].relevance for i in order]
+        judged = [d.relevance for d in q.docs]
+        report.per_query[q.query_id] = {str(m): compute(m, ranked, judged, threshold)
+                                        for m in metrics}
+        all_scores += scores
+        all_rel += judged
+    return all_scores, all_rel
 
 
 def evaluate_end_to_end(judgments: Sequence[QueryJudgments], pipeline, name: str,

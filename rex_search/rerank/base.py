@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -32,8 +33,8 @@ def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 2
 
     ``runtime``: ``torch``, ``onnx`` (``model.onnx``), ``onnx-int8`` (``model.int8.onnx``), or
     ``auto``: ONNX when the directory holds an exported model (fp32 first, else int8), else
-    PyTorch. A causal-LM
-    directory (RexReranker-0.6B, Qwen3-Reranker) is scored as a yes/no decoder on PyTorch.
+    PyTorch. A causal-LM directory (RexReranker-0.6B, Qwen3-Reranker) is scored as a yes/no
+    decoder on PyTorch.
     """
     if name == EMBEDDING_COSINE:
         if embedder is None:
@@ -41,20 +42,18 @@ def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 2
         from rex_search.rerank.cosine import EmbeddingCosineReranker
 
         return EmbeddingCosineReranker(embedder)  # type: ignore[arg-type]
-    from pathlib import Path
-
     from rex_search.rerank.cross_encoder import CrossEncoderReranker, OnnxCrossEncoder
 
     if runtime not in ("auto", "torch", "onnx", "onnx-int8"):
         raise ConfigError(f"runtime must be auto, torch, onnx or onnx-int8, got {runtime!r}")
-    if runtime in ("auto", "torch") and _is_decoder(name):
+    from rex_search.model_files import resolve_model
+
+    path = Path(resolve_model(name))
+    if runtime in ("auto", "torch") and _is_decoder(path):
         from rex_search.rerank.decoder import DecoderReranker
 
         return DecoderReranker(name, max_tokens=max_tokens, batch_size=batch_size)
     if runtime == "auto":
-        from rex_search.model_files import resolve_model
-
-        path = Path(resolve_model(name))
         runtime = ("onnx" if (path / "model.onnx").exists() else
                    "onnx-int8" if (path / "model.int8.onnx").exists() else "torch")
     if runtime == "torch":
@@ -63,11 +62,10 @@ def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 2
     return OnnxCrossEncoder(name, max_tokens=max_tokens, batch_size=batch_size, file=file)
 
 
-def _is_decoder(name: str) -> bool:
-    from rex_search.model_files import resolve_model
+def _is_decoder(path: Path) -> bool:
     from rex_search.rerank.decoder import is_decoder_model
 
     try:
-        return is_decoder_model(resolve_model(name))
+        return is_decoder_model(str(path))
     except (OSError, ValueError):  # unreadable: the cross-encoder loader explains the failure
         return False

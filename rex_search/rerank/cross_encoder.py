@@ -36,6 +36,13 @@ def expected_relevance(logits: np.ndarray) -> np.ndarray:
     return probs @ BIN_CENTRES
 
 
+def scores_from_logits(logits: np.ndarray) -> np.ndarray:
+    """Scores in [0, 1]: sigmoid of a single logit, or expected relevance over 11 bins."""
+    if logits.shape[-1] == 1:
+        return 1.0 / (1.0 + np.exp(-logits[:, 0]))
+    return expected_relevance(logits)
+
+
 def default_threads() -> int:
     """Intra-op threads: the cores this process may use."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -66,6 +73,7 @@ class _PairScorer:
                 "11 (distributional head over relevance bins 0, 0.1, ..., 1)"
             )
         self.head = "single-logit" if labels == 1 else "distributional-11"
+        self._pooled = hasattr(config, "rex_pooling")  # trained here: PooledCrossEncoder
         # A model trained on short inputs is run at that length: longer ones were never seen.
         trained = getattr(config, "rex_max_tokens", None)
         self.max_tokens = min(max_tokens, trained) if trained else max_tokens
@@ -122,11 +130,7 @@ class _PairScorer:
                                          for i in idx], dtype=np.int64)
                          for name, values in encoded.items()}
                 self.tokens_processed += width * len(idx)
-                logits = self._logits(batch)
-                if self.head == "single-logit":
-                    out[idx] = 1.0 / (1.0 + np.exp(-logits[:, 0]))
-                else:
-                    out[idx] = expected_relevance(logits)
+                out[idx] = scores_from_logits(self._logits(batch))
                 start = end
         return out.tolist()
 
@@ -145,10 +149,10 @@ class CrossEncoderReranker(_PairScorer):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        from rex_search.rerank.pooled import PooledCrossEncoder, is_pooled_model
+        from rex_search.rerank.pooled import PooledCrossEncoder
 
         try:
-            if is_pooled_model(self._path):
+            if self._pooled:
                 self._model = PooledCrossEncoder.from_pretrained(self._path)
             else:
                 self._model = AutoModelForSequenceClassification.from_pretrained(

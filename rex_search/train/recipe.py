@@ -94,10 +94,9 @@ def train(train_set: list[QueryJudgments], config: TrainConfig,
     model, tokenizer = build_model(config)
     pairs = [(q.query, product_text(d.as_product()), d.relevance,
               math.nan if d.variance is None else d.variance) for q in train_set for d in q.docs]
-    head_names = {n for n, _ in model.named_parameters() if n.startswith("head.")}
     groups: dict[tuple[bool, bool], list] = {}
     for name, param in model.named_parameters():
-        is_head = name in head_names
+        is_head = name.startswith("head.")
         no_decay = name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
         groups.setdefault((is_head, no_decay), []).append(param)
     optimizer = torch.optim.AdamW([
@@ -129,7 +128,7 @@ def train(train_set: list[QueryJudgments], config: TrainConfig,
                         if config.width == "data" else None)
             freeze = step < frozen_steps
             for name, param in model.named_parameters():
-                param.requires_grad = (name in head_names) or not freeze
+                param.requires_grad = name.startswith("head.") or not freeze
             logits = model(**encoded)
             if config.loss == "distributional":
                 loss = distributional_loss(logits, y, dist, variance)
@@ -180,7 +179,7 @@ class InMemoryScorer:
     def score(self, query, products, vectors=None) -> list[float]:
         import torch
 
-        from rex_search.rerank.cross_encoder import expected_relevance
+        from rex_search.rerank.cross_encoder import scores_from_logits
         from rex_search.rerank.prompt import product_text
 
         self.model.eval()
@@ -192,11 +191,7 @@ class InMemoryScorer:
                                      [product_text(p) for p in chunk], truncation="only_second",
                                      max_length=self.config.max_tokens, padding=True,
                                      return_tensors="pt")
-                logits = self.model(**enc).float().numpy()
-                if logits.shape[1] == 1:
-                    out += (1 / (1 + np.exp(-logits[:, 0]))).tolist()
-                else:
-                    out += expected_relevance(logits).tolist()
+                out += scores_from_logits(self.model(**enc).float().numpy()).tolist()
         return out
 
 

@@ -88,12 +88,13 @@ def synthesize(products: Iterable[Product], queries: int = 3000, seed: int = 0,
             query, attribute = " ".join(words) or leaf, None
         else:
             query, attribute = leaf, None
+        query_words = set(_words(query))
         graded: dict[str, tuple[Product, float, str]] = {p.parent_asin: (p, 1.0, "exact")}
         same = [o for o in by_leaf[leaf] if o.parent_asin not in graded]
         rng.shuffle(same)
         for o in same[: 2 * per_grade]:
             if attribute is None:
-                match = style != "title" or set(_words(query)) <= set(_words(o.title))
+                match = style != "title" or query_words <= set(_words(o.title))
             elif attribute[0] == "brand":
                 match = brand_key(o.brand) == attribute[1]
             else:
@@ -104,7 +105,7 @@ def synthesize(products: Iterable[Product], queries: int = 3000, seed: int = 0,
         for o in rng.sample(department, min(per_grade, len(department))):
             graded.setdefault(o.parent_asin, (o, 0.2, "same-department"))
         brand_words = set(_words(p.brand or ""))
-        lexical = {o.parent_asin: o for w in _words(query) if w not in brand_words
+        lexical = {o.parent_asin: o for w in query_words - brand_words
                    for o in by_word.get(w, []) if _parent(o) != _parent(p)}
         for o in rng.sample(sorted(lexical.values(), key=lambda x: x.parent_asin),
                             min(per_grade, len(lexical))):
