@@ -345,8 +345,18 @@ def train_data() -> None:
               help="parquet file in ERESS columns")
 @click.option("--queries", type=click.IntRange(1), default=3000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_data_synth(catalog: Path, out: Path, queries: int, seed: int) -> None:
-    """Weakly supervised graded pairs from CATALOG (grades: rex_search/train/synth.py)."""
+@click.option("--real-pairs", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="real Exact (query, product) pairs with text (data/esci-extra)")
+@click.option("--real-queries", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="real query strings, one a line: paired with catalog products, teacher-labelled")
+@click.option("--distill", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="alpha: move each target this far toward the bi-encoder teacher")
+@click.option("--embedding-model", default="all-MiniLM-L6-v2", show_default=True,
+              help="the teacher (with --distill or --real-queries)")
+def train_data_synth(catalog: Path, out: Path, queries: int, seed: int, real_pairs: Path | None,
+                     real_queries: Path | None, distill: float, embedding_model: str) -> None:
+    """Weakly supervised graded pairs from CATALOG (grades: rex_search/train/synth.py;
+    teacher: rex_search/train/distill.py)."""
     from collections import Counter
 
     import pyarrow as pa
@@ -357,14 +367,41 @@ def train_data_synth(catalog: Path, out: Path, queries: int, seed: int) -> None:
 
     products = [p for batch in read_catalog(catalog) for p in batch.products]
     pairs = synthesize(products, queries, seed)
+    if real_pairs:
+        from rex_search.train.distill import real_exact_pairs
+
+        pairs += real_exact_pairs(pq.read_table(real_pairs).to_pylist(), products, seed=seed)
+    if distill > 0 or real_queries:
+        pairs = _distilled(pairs, products, real_queries, distill, embedding_model, seed)
     rows = [{"query_id": "synth-" + hashlib.sha1(p.query.encode()).hexdigest()[:10],
              "query_string": p.query,
              "parent_asin": p.parent_asin, "title": p.title, "description": p.description,
-             "relevance_score": p.relevance_score, "label_raw": p.kind} for p in pairs]
+             "relevance_score": p.relevance_score, "label_raw": p.kind,
+             "teacher_cosine": p.teacher} for p in pairs]
     pq.write_table(pa.Table.from_pylist(rows), out)
     kinds = ", ".join(f"{k} {n}" for k, n in Counter(p.kind for p in pairs).most_common())
     click.echo(f"{len(pairs)} pairs for {len({p.query for p in pairs})} queries -> {out} "
                f"({kinds})")
+
+
+def _distilled(pairs: list, products: list, real_queries: Path | None, alpha: float,
+               embedding_model: str, seed: int) -> list:
+    """Blend the teacher into the graded pairs and add teacher-labelled real queries."""
+    import numpy as np
+
+    from rex_search.indexer.embed import Embedder
+    from rex_search.train import distill
+
+    embedder = Embedder(embedding_model)
+    cosines = distill.pair_cosines(embedder, pairs, {p.parent_asin: p for p in products})
+    a, b = distill.fit_calibration(cosines, np.array([p.relevance_score for p in pairs]))
+    click.echo(f"teacher calibration: relevance ~ sigmoid({a:.3f} * cosine + {b:.3f})")
+    pairs = distill.blend(pairs, cosines, alpha, a, b)
+    if real_queries:
+        lines = real_queries.read_text(encoding="utf-8").splitlines()
+        strings = list(dict.fromkeys(q.strip() for q in lines if q.strip()))
+        pairs += distill.teacher_pairs(embedder, strings, products, a, b, seed=seed)
+    return pairs
 
 
 @cli.command("train")

@@ -6,6 +6,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from rex_search.catalog.text import plain_text
+
 REQUIRED_COLUMNS = ("parent_asin", "title")
 OPTIONAL_COLUMNS = (
     "main_category",
@@ -65,13 +67,14 @@ def embedding_text(product: Product, max_chars: int = 300) -> str:
 
     Title and brand come first because the embedder truncates long inputs; the body adds the
     attributes a title leaves out (NOTES.md: title + first 300 characters worked best on DEV).
+    HTML markup is stripped, so 300 characters of a feed's HTML description are 300 of words.
     """
-    parts = [product.title]
+    parts = [plain_text(product.title)]
     if product.brand and product.brand.lower() not in product.title.lower():
         parts.append(f"Brand: {product.brand}")
     if product.categories:
         parts.append(product.categories[-1])
-    body = " ".join((*product.features, product.description)).strip()
+    body = plain_text(" ".join((*product.features, product.description)))
     if body:
         parts.append(body[:max_chars])
     return ". ".join(parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rex_search.catalog.schema import Product
+from rex_search.catalog.text import plain_text
 
 
 def query_text(query: str) -> str:
@@ -12,11 +13,13 @@ def query_text(query: str) -> str:
 def product_text(product: Product, max_chars: int = 1000) -> str:
     """Title first, then brand and key attributes, then features and description.
 
-    The order matters because the tokenizer truncates from the end: what a shopper checks first
+    Markup is stripped first (:func:`plain_text`): feeds that store HTML descriptions must not
+    spend the token budget on tags. The order matters because the tokenizer truncates from the end: what a shopper checks first
     (brand, colour, price) survives a tight token budget, the long description does not.
     """
-    body = " ".join((*attribute_text(product), *product.features, product.description)).strip()
-    return f"Title: {product.title}\nDescription: {body[:max_chars]}"
+    body = plain_text(" ".join((*attribute_text(product), *product.features,
+                                product.description)))
+    return f"Title: {plain_text(product.title)}\nDescription: {body[:max_chars]}"
 
 
 def attribute_text(product: Product) -> list[str]:

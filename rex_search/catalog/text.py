@@ -1,0 +1,23 @@
+"""Plain text from catalog fields: HTML tags and entities out, whitespace collapsed.
+
+Descriptions arrive as HTML on many retailers' feeds (``<p>``, ``<li>``, ``&amp;``); a model
+with a 64-token budget should spend it on words, not markup, and both the embedder and the
+reranker must see the same words whatever form the catalog stores them in.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+_TAG = re.compile(r"<[^<>]{0,500}>")  # bounded: no backtracking blow-up on a stray '<'
+_SPACE = re.compile(r"\s+")
+
+
+def plain_text(text: str) -> str:
+    """``"<p>Soft &amp; warm</p><li>Wool</li>"`` -> ``"Soft & warm Wool"``."""
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
+    return _SPACE.sub(" ", text).strip()
