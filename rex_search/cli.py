@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -56,18 +57,24 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 @cli.command()
-@click.argument("catalog", type=click.Path(path_type=Path))
+@click.argument("catalog", type=click.Path(path_type=Path), required=False)
 @click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP)
 @click.option("--reindex", is_flag=True,
               help="cluster backends: build a new index and swap the alias when done")
+@click.option("--verify", is_flag=True,
+              help="embedded index: compare the ids of its three stores (no CATALOG)")
+@click.option("--repair", is_flag=True, help="embedded index: re-embed and re-add what a store "
+                                             "lost, from the stored records (no CATALOG)")
 @click.option("--vector-index", type=click.Choice(["flat", "hnsw"]), default=None,
               help="exact (flat) or approximate (hnsw) dense search")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=None)
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.pass_context
-def index(ctx: click.Context, catalog: Path, index: str | None, reindex: bool,
-          vector_index: str | None, batch_size: int | None, as_json: bool) -> None:
-    """Index CATALOG (parquet, CSV or JSONL) into the index; re-running skips unchanged products."""
+def index(ctx: click.Context, catalog: Path | None, index: str | None, reindex: bool,
+          verify: bool, repair: bool, vector_index: str | None, batch_size: int | None,
+          as_json: bool) -> None:
+    """Index CATALOG (parquet, CSV or JSONL) into the index; re-running skips unchanged products.
+    With --verify or --repair (and no CATALOG): check or restore the index's consistency."""
     from tqdm import tqdm
 
     from rex_search.backends.open import open_backend
@@ -76,6 +83,16 @@ def index(ctx: click.Context, catalog: Path, index: str | None, reindex: bool,
 
     config = with_overrides(_config(ctx, index),
                             index={"vector_index": vector_index, "batch_size": batch_size})
+    if verify or repair:
+        if catalog is not None:
+            raise click.UsageError("--verify/--repair check the index itself: give no CATALOG")
+        _verify_or_repair(config, repair)
+        return
+    if catalog is None:
+        raise click.UsageError("missing argument CATALOG")
+    if catalog.is_dir():
+        raise RexSearchError(f"catalog {catalog} is a directory: give a parquet, CSV or JSONL "
+                             "file")
     if not catalog.is_file():
         raise RexSearchError(f"catalog file not found: {catalog}")
     embedder = Embedder(config.index.embedding_model)
@@ -92,6 +109,7 @@ def index(ctx: click.Context, catalog: Path, index: str | None, reindex: bool,
         click.echo(
             f"{catalog}: {summary.rows_read} rows read, {summary.indexed} indexed, "
             f"{summary.unchanged} unchanged, {summary.rejected} rejected, "
+            f"{summary.duplicates} duplicate ids (the later row kept), "
             f"{len(summary.failed)} failed ({summary.seconds:.1f} s) -> {where}"
         )
         for asin, reason in summary.failed[:20]:
@@ -103,8 +121,37 @@ def index(ctx: click.Context, catalog: Path, index: str | None, reindex: bool,
     if summary.failed:
         raise RexSearchError(f"{len(summary.failed)} product(s) were not indexed (listed above); "
                              "re-run the same command to retry them")
+    if summary.rows_read == 0:
+        raise RexSearchError(f"{catalog} has no rows: nothing was indexed")
     if summary.indexed + summary.unchanged == 0 and summary.rejected:
         raise RexSearchError(f"no valid rows in {catalog}: all {summary.rejected} were rejected")
+
+
+def _verify_or_repair(config: Config, repair: bool) -> None:
+    from rex_search.backends.embedded import EmbeddedBackend
+    from rex_search.backends.open import index_exists
+
+    if not index_exists(config.index.path) or "://" in config.index.path:
+        raise RexSearchError(f"no embedded index at {config.index.path}")
+    backend = EmbeddedBackend(config.index.path, repair=True)
+    try:
+        if repair:
+            from rex_search.indexer.embed import Embedder
+
+            done = backend.repair(Embedder(str(backend.model_id)))
+            click.echo(f"repaired {config.index.path}: {done['reembedded']} product(s) "
+                       f"re-embedded/re-added, {done['extra_removed']} stray entries removed")
+        found, count = backend.verify(), backend.count()
+    finally:
+        backend.close()
+    bad = {k: v for k, v in found.items() if v}
+    if not bad:
+        click.echo(f"{config.index.path}: consistent ({count} products in all three stores)")
+        return
+    for kind, ids in bad.items():
+        click.echo(f"  {kind}: {len(ids)} (e.g. {', '.join(ids[:5])})")
+    raise RexSearchError(f"index {config.index.path} is inconsistent: run `rex-search index "
+                         f"--repair --index {config.index.path}`")
 
 
 @cli.command()
@@ -153,7 +200,8 @@ def format_result(result: SearchResult, explain: bool) -> str:
         price = f"${hit.price:,.2f}" if hit.price is not None else "-"
         stock = {True: "yes", False: "no", None: "?"}[hit.in_stock]
         lines.append(f"{hit.rank:>3}  {hit.score:6.3f}  {bm25:>5}  {dense:>5}  {price:>8}  "
-                     f"{stock:>5}  {(hit.brand or '-')[:16]:<16}  {hit.title[:70]}")
+                     f"{stock:>5}  {_printable(hit.brand or '-')[:16]:<16}  "
+                     f"{_printable(hit.title)[:70]}")
         if explain:
             lines.extend("       " + line for line in _explain(hit))
     if explain and result.constraints:
@@ -167,13 +215,26 @@ def format_result(result: SearchResult, explain: bool) -> str:
     return "\n".join(lines)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Catalog text with control characters (terminal escape sequences) made visible, so a
+    product title cannot retitle or recolour the user's terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _explain(hit) -> list[str]:
     e = hit.explanation
     parts = [f"{name} rank {s.rank} (score {s.score:.3f})" for name, s in e.retrieval.items()]
     lines = [f"{hit.parent_asin}: retrieved by {', '.join(parts) or 'nothing'}; "
              f"fused rank {e.fused_rank} ({e.fused_score:.4f})"]
     if e.rerank_score is not None:
-        lines.append(f"reranked to {e.rerank_rank} (score {e.rerank_score:.3f})")
+        lines.append(f"reranked to {e.rerank_rank} (model score {e.rerank_score:.3f})")
+        if len(e.contributions) > 1:
+            lines.append("final score " + " + ".join(
+                f"{name} {value:.3f}" for name, value in e.contributions.items())
+                + f" = {sum(e.contributions.values()):.3f}")
     else:
         lines.append("not reranked (outside the rerank window): kept fused order")
     lines.extend(f"{r.rule}: {r.action} {r.detail}".rstrip() for r in e.rules)
@@ -343,36 +404,43 @@ def train_data() -> None:
 @click.argument("catalog", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="parquet file in ERESS columns")
-@click.option("--queries", type=click.IntRange(1), default=3000, show_default=True)
+@click.option("--queries", type=click.IntRange(1), default=2400, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--real-pairs", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="real Exact (query, product) pairs with text (data/esci-extra)")
+              help="real Exact (query, product) pairs with text [default: the bundled "
+                   "data/esci-extra/exact_pairs.parquet]")
 @click.option("--real-queries", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="real query strings, one a line: paired with catalog products, teacher-labelled")
-@click.option("--distill", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="real query strings, one a line, teacher-labelled [default: the bundled "
+                   "data/esci-extra/queries.txt]")
+@click.option("--no-real", is_flag=True, help="synthetic pairs only (no real pairs or queries)")
+@click.option("--distill", type=click.FloatRange(0, 1), default=0.3, show_default=True,
               help="alpha: move each target this far toward the bi-encoder teacher")
 @click.option("--embedding-model", default="all-MiniLM-L6-v2", show_default=True,
-              help="the teacher (with --distill or --real-queries)")
+              help="the teacher")
 def train_data_synth(catalog: Path, out: Path, queries: int, seed: int, real_pairs: Path | None,
-                     real_queries: Path | None, distill: float, embedding_model: str) -> None:
-    """Weakly supervised graded pairs from CATALOG (grades: rex_search/train/synth.py;
-    teacher: rex_search/train/distill.py)."""
+                     real_queries: Path | None, no_real: bool, distill: float,
+                     embedding_model: str) -> None:
+    """Graded training pairs from CATALOG (grades: rex_search/train/synth.py; teacher:
+    rex_search/train/distill.py; the whole recipe: rex_search/train/data.py)."""
     from collections import Counter
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from rex_search.catalog.reader import read_catalog
-    from rex_search.train.synth import synthesize
+    from rex_search.train.data import REAL_PAIRS, REAL_QUERIES, training_pairs
 
     products = [p for batch in read_catalog(catalog) for p in batch.products]
-    pairs = synthesize(products, queries, seed)
-    if real_pairs:
-        from rex_search.train.distill import real_exact_pairs
+    needs_teacher = distill > 0 or not no_real
+    embedder = None
+    if needs_teacher:
+        from rex_search.indexer.embed import Embedder
 
-        pairs += real_exact_pairs(pq.read_table(real_pairs).to_pylist(), products, seed=seed)
-    if distill > 0 or real_queries:
-        pairs = _distilled(pairs, products, real_queries, distill, embedding_model, seed)
+        embedder = Embedder(embedding_model)
+    pairs = training_pairs(
+        products, embedder, queries, seed,
+        real_pairs=None if no_real else real_pairs or REAL_PAIRS,
+        real_queries=None if no_real else real_queries or REAL_QUERIES, alpha=distill)
     rows = [{"query_id": "synth-" + hashlib.sha1(p.query.encode()).hexdigest()[:10],
              "query_string": p.query,
              "parent_asin": p.parent_asin, "title": p.title, "description": p.description,
@@ -382,26 +450,6 @@ def train_data_synth(catalog: Path, out: Path, queries: int, seed: int, real_pai
     kinds = ", ".join(f"{k} {n}" for k, n in Counter(p.kind for p in pairs).most_common())
     click.echo(f"{len(pairs)} pairs for {len({p.query for p in pairs})} queries -> {out} "
                f"({kinds})")
-
-
-def _distilled(pairs: list, products: list, real_queries: Path | None, alpha: float,
-               embedding_model: str, seed: int) -> list:
-    """Blend the teacher into the graded pairs and add teacher-labelled real queries."""
-    import numpy as np
-
-    from rex_search.indexer.embed import Embedder
-    from rex_search.train import distill
-
-    embedder = Embedder(embedding_model)
-    cosines = distill.pair_cosines(embedder, pairs, {p.parent_asin: p for p in products})
-    a, b = distill.fit_calibration(cosines, np.array([p.relevance_score for p in pairs]))
-    click.echo(f"teacher calibration: relevance ~ sigmoid({a:.3f} * cosine + {b:.3f})")
-    pairs = distill.blend(pairs, cosines, alpha, a, b)
-    if real_queries:
-        lines = real_queries.read_text(encoding="utf-8").splitlines()
-        strings = list(dict.fromkeys(q.strip() for q in lines if q.strip()))
-        pairs += distill.teacher_pairs(embedder, strings, products, a, b, seed=seed)
-    return pairs
 
 
 @cli.command("train")
@@ -503,7 +551,9 @@ def evaluate(ctx: click.Context, judgments: Path, mode: str, rankers: tuple[str,
             if needs_reranker else None
         from rex_search.rules.build import build_rules
 
-        built = make_rankers(names, embedder, model, seed, build_rules(config.rules))
+        brands, catalog = _index_context(config) if "pipeline" in names else (None, None)
+        built = make_rankers(names, embedder, model, seed, build_rules(config.rules),
+                             config.rerank, brands, catalog)
         report = evaluate_rerank(queries, built, specs, threshold, resamples, seed)
     else:
         from rex_search.pipelines.pipeline import SearchPipeline
@@ -516,6 +566,20 @@ def evaluate(ctx: click.Context, judgments: Path, mode: str, rankers: tuple[str,
         click.echo(json.dumps(report.to_dict(per_query), indent=2))
     else:
         click.echo(format_report(report))
+
+
+def _index_context(config: Config):
+    """(known brands, product lookup) from the configured index, when there is one: the
+    ``pipeline`` ranker then understands brands and sees full records, as a search does."""
+    from rex_search.backends.open import index_exists, open_backend
+    from rex_search.pipelines.query import KnownBrands
+
+    if not index_exists(config.index.path):
+        click.echo(f"note: no index at {config.index.path}: the pipeline ranker knows no brands "
+                   "and sees only the judged title and description", err=True)
+        return None, None
+    backend = open_backend(config.index.path)
+    return KnownBrands(backend.brands(), config.rules.brand_aliases), backend.get
 
 
 def main() -> None:

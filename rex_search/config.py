@@ -45,6 +45,9 @@ class RetrievalConfig:
     weights: dict[str, float] = field(default_factory=lambda: {"bm25": 0.5, "dense": 0.5})
 
 
+DEFAULT_COMBINE = {"rerank": 1.0}
+
+
 @dataclass(frozen=True)
 class RerankConfig:
     model: str = "rex-reranker-minilm"  # the trained cross-encoder shipped in the package
@@ -53,6 +56,9 @@ class RerankConfig:
     max_tokens: int = 256
     batch_size: int = 32
     deadline_batch: int = 8  # candidates per step when a latency budget applies
+    # Final score = weighted sum of min-max-normalised signals (rerank, dense, bm25, fused);
+    # see rex_search/rerank/combine.py. {"rerank": 1.0} is the reranker's score alone.
+    combine: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_COMBINE))
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,13 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
                               f"valid: {', '.join(sorted(valid))}")
         values = {k: tuple(v) if isinstance(v, list) and k != "pins" else v
                   for k, v in values.items()}
+        if name == "rerank" and "combine" in values:
+            from rex_search.rerank.combine import check_weights
+
+            if not isinstance(values["combine"], dict):
+                raise ConfigError(f"{source}: [rerank] combine must be a table of signal "
+                                  "weights, e.g. {{rerank = 0.7, dense = 0.3}}")
+            check_weights(values["combine"])
         sections[name] = cls(**values)
     return Config(**sections)
 

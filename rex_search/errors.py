@@ -21,3 +21,7 @@ class ModelError(RexSearchError):
 
 class ConfigError(RexSearchError):
     """A configuration value is invalid."""
+
+
+class QueryError(RexSearchError, ValueError):
+    """A query that cannot be searched (empty, too long, not valid Unicode text)."""

@@ -13,6 +13,15 @@ BUNDLED_RERANKER = "rex-reranker-minilm"
 _RERANKER_DIR = Path(__file__).resolve().parent / "models" / BUNDLED_RERANKER
 # sha256 of sentence-transformers/all-MiniLM-L6-v2 model.safetensors (same as upstream).
 _MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+# Pinned here, not only in the model card beside the files: a card edited together with the
+# files it describes would otherwise vouch for anything. `rex_search.train.bundle` prints the
+# new values when the default reranker is rebuilt.
+BUNDLED_RERANKER_SHA256 = {
+    "model.int8.onnx": "c2c618abd356d7134b4305429842b58a5156e9d0c09e58851d3b59cc5883bc46",
+    "config.json": "9a20bf30860710f4f785a89a9edae5eaba91fb97c21b1419a24c72c7a2516bfe",
+    "tokenizer.json": "f17212c38517cfedc9306b57eeffbaf58c4976fcb42e5a87b405f36a7b9a9eb2",
+    "tokenizer_config.json": "0c300d9500eab2162f4266fa387a219fe81461e93af11acec6f97415d77e544d",
+}
 _verified: set[Path] = set()
 
 
@@ -62,14 +71,35 @@ def _bundled_reranker() -> Path:
     if _RERANKER_DIR not in _verified:
         import json
 
-        expected = json.loads(card_file.read_text())["files_sha256"]
+        try:
+            expected = json.loads(card_file.read_text())["files_sha256"]
+        except (ValueError, KeyError, TypeError):
+            raise ModelError(f"{card_file} is damaged: reinstall rex-search") from None
+        if expected != BUNDLED_RERANKER_SHA256:  # the card cannot vouch for itself
+            raise ModelError(f"{card_file} does not list the file hashes this rex-search "
+                             "shipped: the bundled reranker was altered; reinstall rex-search")
         for file, digest in expected.items():
+            if not (_RERANKER_DIR / file).is_file():
+                raise ModelError(f"{_RERANKER_DIR / file} is missing: the bundled reranker is "
+                                 "incomplete; reinstall rex-search")
             actual = hashlib.sha256((_RERANKER_DIR / file).read_bytes()).hexdigest()
             if actual != digest:
                 raise ModelError(f"{_RERANKER_DIR / file} has sha256 {actual}, expected "
                                  f"{digest}: the bundled reranker is damaged; reinstall rex-search")
         _verified.add(_RERANKER_DIR)
     return _RERANKER_DIR
+
+
+def check_tokenizer(name: str, tokenizer, config) -> None:
+    """Refuse a tokenizer that does not belong to the model: a folder without its tokenizer
+    files can load a tiny placeholder vocabulary that maps every word to [UNK] and scores
+    garbage without any error."""
+    expected = getattr(config, "vocab_size", None)
+    actual = len(tokenizer)
+    if expected and not 0.98 * expected <= actual <= expected + 1000:
+        raise ModelError(f"the tokenizer of model {name!r} has {actual} tokens but the model "
+                         f"was built for {expected}: its tokenizer files (tokenizer.json or "
+                         "vocab.txt) are missing or belong to another model")
 
 
 def load_error(name: str, exc: Exception) -> ModelError:

@@ -32,6 +32,8 @@ class Explanation:
     rerank_score: float | None
     rerank_rank: int | None
     rules: tuple[RuleEffect, ...] = ()
+    # How the final score was made: signal -> weight * normalised signal ([rerank] combine).
+    contributions: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from typing import Any
 
 from rex_search.backends.base import Filters
 from rex_search.catalog.schema import Product
+from rex_search.errors import QueryError
 from rex_search.pipelines.pipeline import SearchPipeline
+from rex_search.pipelines.query import check_query
 from rex_search.service_metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -71,11 +74,30 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
             metrics.set("rex_in_flight", state["in_flight"])
 
     async def json_body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > limits.max_body_bytes:
-            raise ApiError(413, "too_large", f"request body over {limits.max_body_bytes} bytes")
+        """The JSON object body. Content-Length is checked before anything is read, and a
+        chunked body is read only up to the limit, so an oversized upload costs no memory.
+        Only ``application/json`` is accepted: a cross-site form post (text/plain) cannot
+        start model work."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise ApiError(415, "unsupported_media_type",
+                           "send the body as JSON with Content-Type: application/json")
+        declared = request.headers.get("content-length")
+        too_large = ApiError(413, "too_large", f"request body over {limits.max_body_bytes} bytes")
+        if declared is not None and (not declared.isdigit()
+                                     or int(declared) > limits.max_body_bytes):
+            raise too_large
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_body_bytes:
+                raise too_large
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         try:
             data = json.loads(raw or b"{}")
+        except RecursionError:
+            raise ApiError(400, "invalid_json", "request body is nested too deeply") from None
         except ValueError as exc:
             raise ApiError(400, "invalid_json", f"request body is not JSON: {exc}") from None
         if not isinstance(data, dict):
@@ -135,8 +157,14 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
         pipe = state["pipeline"]
         if pipe is None:
             return JSONResponse({"status": "loading"}, status_code=503)
+        try:  # off the event loop: a busy index must not stall every other request
+            count = await asyncio.wait_for(asyncio.to_thread(pipe.backend.count), 2.0)
+        except Exception as exc:  # noqa: BLE001 (health reports, never raises)
+            return JSONResponse({"status": "degraded", "reranker": pipe.reranker.name,
+                                 "reason": f"index not readable ({type(exc).__name__})"},
+                                status_code=503)
         return JSONResponse({"status": "ready", "reranker": pipe.reranker.name,
-                             "documents": pipe.backend.count()})
+                             "documents": count})
 
     async def metrics_endpoint(request: Request) -> PlainTextResponse:
         pipe = state["pipeline"]
@@ -156,10 +184,14 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
               Route("/rerank", rerank, methods=["POST"]),
               Route("/health", health), Route("/metrics", metrics_endpoint),
               Route("/openapi.json", openapi), Route("/", page)]
+    known_paths = {route.path for route in routes}
+
     async def observe(request: Request, call_next) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        given = request.headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
         started = time.perf_counter()
-        path = request.url.path
+        # A bounded label: the route, never the raw path (every 404 path would add series).
+        path = request.url.path if request.url.path in known_paths else "other"
         try:
             response = await call_next(request)
         except ApiError as exc:
@@ -174,26 +206,43 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
                                                }, "request_id": request_id}, status_code=500)
         elapsed = time.perf_counter() - started
         response.headers["X-Request-ID"] = request_id
+        response.headers.update(SECURITY_HEADERS)
         metrics.inc("rex_requests_total", path=path, status=str(response.status_code))
         metrics.observe("rex_request_seconds", elapsed, path=path)
         logger.info("%s %s %s %d %.1fms", request_id, request.method, path,
                     response.status_code, elapsed * 1000)
         return response
 
-    app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=observe)])
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        status = getattr(exc, "status_code", 404)
+        kind = "method_not_allowed" if status == 405 else "not_found"
+        return JSONResponse({"error": {"type": kind, "message":
+                                       f"{request.method} {request.url.path[:100]}: {kind}"}},
+                            status_code=status)
+
+    app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=observe)],
+                    exception_handlers={404: not_found, 405: not_found})
     app.state.rex = state
     app.state.metrics = metrics
     return app
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                                "style-src 'self' 'unsafe-inline'; img-src * data:; "
+                                "frame-ancestors 'none'"),
+}
+
+
 def _text(data: dict[str, Any], name: str, max_chars: int) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(422, "invalid_request", f"{name} must be a non-empty string")
-    if len(value) > max_chars:
-        raise ApiError(422, "invalid_request", f"{name} is {len(value)} characters; at most "
-                                               f"{max_chars} are accepted")
-    return value
+    try:
+        return check_query(data.get(name), max_chars)
+    except QueryError as exc:
+        raise ApiError(422, "invalid_request", f"{name}: {exc}") from None
 
 
 def _int(data: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
@@ -236,6 +285,9 @@ def _document(i: int, doc: Any, max_chars: int) -> Product:
         raise ApiError(422, "invalid_request", f"documents[{i}] is over {max_chars} characters")
     if not title.strip():
         raise ApiError(422, "invalid_request", f"documents[{i}] is empty")
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in title + body):
+        raise ApiError(422, "invalid_request", f"documents[{i}] is not valid Unicode text "
+                                               "(a lone surrogate)")
     return Product(parent_asin=doc_id, title=title, description=body)
 
 

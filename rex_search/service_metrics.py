@@ -8,6 +8,17 @@ from collections import defaultdict
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+HELP = {
+    "rex_requests_total": ("counter", "HTTP requests by route and status"),
+    "rex_request_seconds": ("histogram", "HTTP request latency by route"),
+    "rex_stage_seconds": ("histogram", "search pipeline stage latency"),
+    "rex_degraded_total": ("counter", "search responses served degraded (budget or failure)"),
+    "rex_rejected_total": ("counter", "requests refused before any work (overload)"),
+    "rex_in_flight": ("gauge", "requests running or queued for the models"),
+    "rex_rerank_cache_hit_rate": ("gauge", "reranker score cache hit rate"),
+}
+
+
 class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -35,12 +46,23 @@ class Metrics:
 
     def render(self) -> str:
         lines: list[str] = []
+        described: set[str] = set()
+
+        def describe(name: str) -> None:
+            if name not in described and name in HELP:
+                kind, text = HELP[name]
+                lines.extend((f"# HELP {name} {text}", f"# TYPE {name} {kind}"))
+                described.add(name)
+
         with self._lock:
             for (name, labels), value in sorted(self.counters.items()):
+                describe(name)
                 lines.append(f"{name}{_labels(labels)} {value:g}")
             for name, value in sorted(self.gauges.items()):
+                describe(name)
                 lines.append(f"{name} {value:g}")
             for (name, labels), state in sorted(self.histograms.items()):
+                describe(name)
                 for bound, count in zip(BUCKETS_S, state, strict=False):
                     lines.append(f"{name}_bucket{_labels(labels + (('le', f'{bound:g}'),))} "
                                  f"{count:g}")
@@ -53,4 +75,9 @@ class Metrics:
 def _labels(labels: tuple[tuple[str, str], ...]) -> str:
     if not labels:
         return ""
-    return "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels) + "}"
+
+
+def _escape(value: str) -> str:
+    """Label values as the exposition format requires: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -30,13 +30,16 @@ import numpy as np
 import tantivy
 
 from rex_search.backends.base import Filters, IndexedProduct, ScoredId, StockRecord
-from rex_search.catalog.schema import Product, brand_key
+from rex_search.catalog.schema import Product, brand_key, embedding_text
 from rex_search.errors import BackendError
 
 SCHEMA_VERSION = 1
 TEXT_FIELDS = ("title", "brand", "categories", "features", "description")
 FIELD_BOOSTS = {"title": 3.0, "brand": 1.5, "categories": 1.0, "features": 0.7, "description": 0.5}
-_TOKEN = re.compile(r"[^\W_]+(?:[.'][^\W_]+)*")
+# Word tokens only, split as tantivy's default tokenizer splits ("men's" -> men, s): an
+# apostrophe or dot inside a token is query syntax to tantivy's parser.
+_TOKEN = re.compile(r"[^\W_]+")
+MAX_QUERY_TOKENS = 64
 
 
 def doc_id_of(parent_asin: str) -> int:
@@ -61,7 +64,8 @@ class EmbeddedBackend:
     """tantivy BM25 + faiss vectors + sqlite records in one directory (see module docstring)."""
 
     def __init__(self, path: str | Path, dim: int | None = None, model_id: str | None = None,
-                 vector_index: str = "flat") -> None:
+                 vector_index: str = "flat", repair: bool = False) -> None:
+        """``repair``: open a damaged index (lost or short stores) so :meth:`repair` can fix it."""
         self.path = Path(path)
         if vector_index not in ("flat", "hnsw"):
             raise BackendError(f"vector_index must be 'flat' or 'hnsw', got {vector_index!r}")
@@ -81,21 +85,21 @@ class EmbeddedBackend:
         self.dim = int(manifest["dim"])
         self.model_id = str(manifest["embedding_model"])
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path / "products.sqlite", check_same_thread=False,
-                                   isolation_level="DEFERRED")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS products (doc_id INTEGER PRIMARY KEY, "
-            "parent_asin TEXT UNIQUE NOT NULL, content_hash TEXT NOT NULL, brand_key TEXT, "
-            "brand TEXT, product TEXT NOT NULL, in_stock INTEGER, quantity INTEGER)"
-        )
-        self._db.commit()
-        (self.path / "bm25").mkdir(exist_ok=True)
-        self._index = tantivy.Index(_bm25_schema(), path=str(self.path / "bm25"), reuse=True)
+        created = not (self.path / "products.sqlite").exists()
+        self._db = _open_sqlite(self.path / "products.sqlite", create=created)
+        if created or repair:
+            (self.path / "bm25").mkdir(exist_ok=True)
+        self._index = _open_bm25(self.path)
         self._writer: tantivy.IndexWriter | None = None
-        self._vectors = self._load_vectors()
+        self._write_lock: WriteLock | None = None
+        self._vectors = self._load_vectors(required=not created)
         self._hnsw = self._load_hnsw()
         self._dirty = False
         self._generation = 0
+        problems = self.check_counts()
+        if problems and not repair:
+            raise BackendError(f"index {self.path} is damaged: {'; '.join(problems)}. "
+                               f"Repair it with `rex-search index --repair --index {self.path}`")
 
     # -- manifest -------------------------------------------------------------------------
     def _read_manifest(self) -> dict[str, object] | None:
@@ -135,11 +139,92 @@ class EmbeddedBackend:
         _atomic_write(self._manifest_path, json.dumps(self.manifest, indent=2).encode())
 
     # -- vectors --------------------------------------------------------------------------
-    def _load_vectors(self) -> faiss.Index:
+    def _load_vectors(self, required: bool = True) -> faiss.Index:
+        """The vector store; an index with products but no vector file is damaged, not new."""
         file = self.path / "vectors.faiss"
-        if file.exists():
-            return faiss.read_index(str(file))
-        return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        if not file.exists():
+            if required and self._stored_count() > 0:
+                return _MISSING_VECTORS
+            return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        try:
+            index = faiss.read_index(str(file))
+        except RuntimeError:
+            raise BackendError(f"{file} is unreadable (truncated or corrupt): repair with "
+                               f"`rex-search index --repair --index {self.path}`") from None
+        if index.d != self.dim:
+            raise BackendError(f"{file} holds {index.d}-dimensional vectors, the manifest says "
+                               f"{self.dim}: repair with `rex-search index --repair --index "
+                               f"{self.path}`")
+        return index
+
+    def _stored_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM products").fetchone()[0])
+
+    # -- consistency ------------------------------------------------------------------------
+    def check_counts(self) -> list[str]:
+        """Problems found by comparing the three stores' counts (cheap; done at every open).
+
+        A store may hold *more* than sqlite after a run was killed mid-commit (the next run
+        redoes those products); holding fewer means data is missing."""
+        stored = self._stored_count()
+        problems = []
+        if self._vectors is _MISSING_VECTORS:
+            problems.append(f"vectors.faiss is missing but {stored} products are recorded")
+        elif self._vectors.ntotal < stored:
+            problems.append(f"vectors.faiss holds {self._vectors.ntotal} vectors for {stored} "
+                            "recorded products")
+        bm25_docs = self._index.searcher().num_docs
+        if bm25_docs < stored:
+            problems.append(f"bm25/ holds {bm25_docs} documents for {stored} recorded products")
+        return problems
+
+    def verify(self) -> dict[str, list[str]]:
+        """Ids recorded in sqlite but missing from a store, and ids a store has in excess."""
+        with self._lock:
+            recorded = dict(self._db.execute("SELECT doc_id, parent_asin FROM products"))
+            vector_ids = set() if self._vectors is _MISSING_VECTORS else set(
+                int(i) for i in faiss.vector_to_array(self._vectors.id_map))
+            searcher = self._index.searcher()
+            hits = searcher.search(tantivy.Query.all_query(), limit=max(1, searcher.num_docs),
+                                   count=False).hits
+            bm25_ids = set(searcher.fast_field_values("doc_id", [a for _, a in hits]))
+        return {"missing_vectors": sorted(recorded[i] for i in set(recorded) - vector_ids),
+                "missing_bm25": sorted(recorded[i] for i in set(recorded) - bm25_ids),
+                "extra_vectors": sorted(str(i) for i in vector_ids - set(recorded)),
+                "extra_bm25": sorted(str(i) for i in bm25_ids - set(recorded))}
+
+    def repair(self, embedder) -> dict[str, int]:
+        """Make the vector and BM25 stores match the sqlite records (the source of truth):
+        re-embed and re-add what is missing, drop what no record has."""
+        with self._lock:
+            self._acquire_write_lock()
+            if self._vectors is _MISSING_VECTORS:
+                self._vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            found = self.verify()
+            missing = sorted(set(found["missing_vectors"]) | set(found["missing_bm25"]))
+            items = self.get(missing)
+            writer = self._get_writer()
+            for extra in found["extra_bm25"]:
+                writer.delete_documents_by_term("doc_id", int(extra))
+            if found["extra_vectors"]:
+                self._vectors.remove_ids(np.array([int(i) for i in found["extra_vectors"]],
+                                                  dtype=np.int64))
+            for start in range(0, len(missing), 256):
+                chunk = [items[a] for a in missing[start:start + 256] if a in items]
+                ids = np.array([doc_id_of(i.product.parent_asin) for i in chunk], dtype=np.int64)
+                vectors = embedder.encode([embedding_text(i.product) for i in chunk])
+                self._vectors.remove_ids(ids)
+                self._vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+                for doc_id, item in zip(ids, chunk, strict=True):
+                    writer.delete_documents_by_term("doc_id", int(doc_id))
+                    writer.add_document(_bm25_document(
+                        int(doc_id), item.product,
+                        None if item.in_stock is None else int(item.in_stock)))
+            self._dirty = True
+            self.commit()
+            self.finalize()
+            return {"reembedded": len(missing), "extra_removed": len(found["extra_vectors"])
+                    + len(found["extra_bm25"])}
 
     def _load_hnsw(self) -> faiss.Index | None:
         file = self.path / "vectors.hnsw"
@@ -157,6 +242,9 @@ class EmbeddedBackend:
         ids = np.array([doc_id_of(p.parent_asin) for p in products], dtype=np.int64)
         with self._lock:
             writer = self._get_writer()
+            if self._vectors is _MISSING_VECTORS:
+                raise BackendError(f"index {self.path} has lost vectors.faiss: repair it with "
+                                   f"`rex-search index --repair --index {self.path}`")
             # Keep known stock in the BM25 filter field: one query for the batch, not per row.
             stock = dict(self._select("SELECT doc_id, in_stock FROM products WHERE doc_id IN "
                                       "({})", [int(i) for i in ids]))
@@ -178,9 +266,26 @@ class EmbeddedBackend:
             self._dirty = True
             return []
 
+    def _acquire_write_lock(self) -> None:
+        """One writer per index (a lock file held until close). Taken at the first write, after
+        which the vectors are re-read: another run may have committed since this one opened,
+        and writing back a stale copy would drop its vectors."""
+        if self._write_lock is not None:
+            return
+        self._write_lock = WriteLock.acquire(self.path)
+        self._db.execute("PRAGMA journal_mode=WAL")  # indexes made before WAL switch now
+        if self._vectors is not _MISSING_VECTORS:
+            self._vectors = self._load_vectors()
+        self._index.reload()
+
     def _get_writer(self) -> tantivy.IndexWriter:
+        self._acquire_write_lock()
         if self._writer is None:
-            self._writer = self._index.writer(heap_size=64_000_000, num_threads=1)
+            try:
+                self._writer = self._index.writer(heap_size=64_000_000, num_threads=1)
+            except ValueError as exc:  # tantivy's own lock: a writer outside rex-search
+                raise BackendError(f"index {self.path} is being written by another process "
+                                   f"({exc})") from None
         return self._writer
 
     def commit(self) -> None:
@@ -307,7 +412,7 @@ class EmbeddedBackend:
         return {key: brand for key, brand, _ in rows}
 
     def bm25(self, query: str, k: int, filters: Filters | None = None) -> list[ScoredId]:
-        tokens = _TOKEN.findall(query.lower())
+        tokens = list(dict.fromkeys(_TOKEN.findall(query.lower())))[:MAX_QUERY_TOKENS]
         if not tokens or k <= 0:
             return []
         # Only word tokens reach the parser, lower-cased, so user text cannot inject query
@@ -364,6 +469,78 @@ class EmbeddedBackend:
         with self._lock:
             self.commit()
             self._db.close()
+            if self._write_lock is not None:
+                self._write_lock.release()
+                self._write_lock = None
+
+
+_MISSING_VECTORS = faiss.IndexIDMap2(faiss.IndexFlatIP(1))  # marker: file gone, products recorded
+
+
+class WriteLock:
+    """An exclusive ``flock`` on ``write.lock`` in the index directory, holding the owner's pid
+    (released by the OS if the process dies, so a kill -9 never leaves a stale lock)."""
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+
+    @classmethod
+    def acquire(cls, directory: Path) -> WriteLock:
+        import fcntl
+
+        handle = open(directory / "write.lock", "a+")  # noqa: SIM115 (held until release)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            handle.close()
+            raise BackendError(f"index {directory} is being written by process {owner}; wait "
+                               "for it to finish (readers are not affected)") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return cls(handle)
+
+    def release(self) -> None:
+        import fcntl
+
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+
+
+def _open_sqlite(file: Path, create: bool) -> sqlite3.Connection:
+    """WAL journal: readers keep reading the last commit while a writer works."""
+    try:
+        db = sqlite3.connect(file, check_same_thread=False, isolation_level="DEFERRED",
+                             timeout=5.0)
+        if create:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS products (doc_id INTEGER PRIMARY KEY, "
+                "parent_asin TEXT UNIQUE NOT NULL, content_hash TEXT NOT NULL, brand_key TEXT, "
+                "brand TEXT, product TEXT NOT NULL, in_stock INTEGER, quantity INTEGER)")
+            db.commit()
+        db.execute("SELECT COUNT(*) FROM products").fetchone()
+        return db
+    except sqlite3.DatabaseError as exc:
+        raise BackendError(f"{file} is unreadable ({exc}): the records are the source of "
+                           "truth, so re-index the catalog into a new --index") from None
+
+
+def _open_bm25(path: Path) -> tantivy.Index:
+    directory = path / "bm25"
+    if not directory.is_dir():
+        raise BackendError(f"index {path} has lost its bm25/ directory: repair it with "
+                           f"`rex-search index --repair --index {path}`")
+    try:
+        index = tantivy.Index(_bm25_schema(), path=str(directory), reuse=True)
+        index.searcher()
+        return index
+    except ValueError as exc:
+        raise BackendError(f"{directory} is unreadable ({exc}): repair it with `rex-search "
+                           f"index --repair --index {path}`") from None
 
 
 def _bm25_document(doc_id: int, product: Product, in_stock: int | None) -> tantivy.Document:

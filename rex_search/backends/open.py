@@ -11,7 +11,7 @@ from rex_search.indexer.embed import Embedder
 
 
 def open_backend(target: str | Path, embedder: Embedder | None = None,
-                 vector_index: str = "flat", reindex: bool = False):
+                 vector_index: str = "flat", reindex: bool = False, repair: bool = False):
     """Open (or, with an ``embedder``, create) the index at ``target``: a directory (embedded)
     or ``opensearch[+https]://...`` / ``elasticsearch[+https]://...`` (see backends.connection).
 
@@ -36,9 +36,13 @@ def open_backend(target: str | Path, embedder: Embedder | None = None,
     if reindex:
         raise ConfigError("--reindex applies to cluster backends; for an embedded index, index "
                           "into a new directory")
+    path = Path(target)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"index path {path} is a file, not a directory: pass --index DIR")
     if embedder is None:
-        return EmbeddedBackend(target)
-    return EmbeddedBackend(target, dim=dim, model_id=model, vector_index=vector_index)
+        return EmbeddedBackend(target, repair=repair)
+    return EmbeddedBackend(target, dim=dim, model_id=model, vector_index=vector_index,
+                           repair=repair)
 
 
 def index_exists(target: str) -> bool:

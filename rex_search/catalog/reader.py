@@ -27,6 +27,8 @@ FORMATS = {
 }
 _PRICE = re.compile(r"\d+(?:\.\d+)?")
 _NO_PRICE = {"", "none", "null", "nan", "n/a", "-", "—"}
+MAX_PRICE = 10_000_000.0  # beyond this a "price" is a data error (1e308, inf), not a product
+BOUNDS = {"average_rating": (0.0, 5.0), "rating_number": (0.0, 1e12)}
 
 
 @dataclass(frozen=True)
@@ -102,26 +104,55 @@ def _parquet_rows(path: Path, batch_size: int) -> Iterator[list[dict[str, Any]]]
     except (pa.ArrowInvalid, OSError) as exc:
         raise CatalogError(f"{path.name} is not a readable parquet file: {exc}") from exc
     _check_columns(path, parquet.schema_arrow.names)
-    for batch in parquet.iter_batches(batch_size=batch_size):
-        yield batch.to_pylist()
+    # Row group by row group: a corrupt data page loses its own group's rows (each reported),
+    # not the rest of the file.
+    for group in range(parquet.num_row_groups):
+        try:
+            table = parquet.read_row_group(group)
+        except (pa.ArrowException, OSError) as exc:
+            rows = parquet.metadata.row_group(group).num_rows
+            reason = f"unreadable parquet data in row group {group} ({exc})"
+            yield [{"__invalid__": reason}] * rows
+            continue
+        for batch in table.to_batches(max_chunksize=batch_size):
+            yield batch.to_pylist()
 
 
 def _csv_rows(path: Path, batch_size: int) -> Iterator[list[dict[str, Any]]]:
     # Every column as text: types are checked per row below, so one odd value cannot make
     # Arrow reject the whole file.
+    bad_rows: list[dict[str, Any]] = []
+
+    def skip_bad_row(row) -> str:  # a malformed line anywhere in the file: report, go on
+        where = f"line {row.number}" if row.number is not None else "a line"
+        bad_rows.append({"__invalid__": f"malformed CSV at {where} (expected "
+                                        f"{row.expected_columns} columns, found "
+                                        f"{row.actual_columns}): {row.text[:80]!r}"})
+        return "skip"
+
     try:
         header = pa_csv.open_csv(path).schema.names
         options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header})
         reader = pa_csv.open_csv(
             path,
             read_options=pa_csv.ReadOptions(block_size=1 << 20),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=skip_bad_row),
             convert_options=options,
         )
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise CatalogError(f"{path.name} is not a readable CSV file: {exc}") from exc
     _check_columns(path, header)
     pending: list[dict[str, Any]] = []
-    for batch in reader:
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid as exc:  # e.g. invalid UTF-8 in a later block: the rest is lost
+            pending.append({"__invalid__": f"unreadable CSV after this point ({exc})"})
+            break
+        pending.extend(bad_rows)
+        bad_rows.clear()
         pending.extend(batch.to_pylist())
         while len(pending) >= batch_size:
             yield pending[:batch_size]
@@ -132,14 +163,21 @@ def _csv_rows(path: Path, batch_size: int) -> Iterator[list[dict[str, Any]]]:
 
 def _jsonl_rows(path: Path, batch_size: int) -> Iterator[list[dict[str, Any]]]:
     pending: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
+    with path.open("rb") as lines:
+        for raw_line in lines:
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                pending.append({"__invalid__": f"not valid UTF-8 (byte {exc.start})"})
+                continue
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 record = {"__invalid__": f"not a JSON object ({exc.msg})"}
+            except RecursionError:
+                record = {"__invalid__": "JSON nested too deeply"}
             if not isinstance(record, dict):
                 record = {"__invalid__": f"expected a JSON object, got {type(record).__name__}"}
             pending.append(record)
@@ -177,12 +215,19 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _valid_unicode(name: str, value: str) -> str:
+    """JSON may carry lone surrogates (\\ud800) that no UTF-8 store can hold."""
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise _BadField(name, "not valid Unicode text (a lone surrogate such as \\ud800)")
+    return value
+
+
 def _required_text(raw: dict[str, Any], name: str) -> str:
     value = raw.get(name)
     if not isinstance(value, str) or not value.strip():
         found = "an empty string" if isinstance(value, str) else _type_name(value)
         raise _BadField(name, f"expected a non-empty string, got {found}")
-    return value.strip()
+    return _valid_unicode(name, value.strip())
 
 
 def _optional_text(raw: dict[str, Any], name: str) -> str | None:
@@ -191,7 +236,7 @@ def _optional_text(raw: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _BadField(name, f"expected a string, got {_type_name(value)}")
-    return value.strip() or None
+    return _valid_unicode(name, value.strip()) or None
 
 
 def _text_list(raw: dict[str, Any], name: str) -> tuple[str, ...]:
@@ -210,7 +255,7 @@ def _text_list(raw: dict[str, Any], name: str) -> tuple[str, ...]:
             return (text,) if text else ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _BadField(name, f"expected a list of strings, got {_type_name(value)}")
-    return tuple(v.strip() for v in value if v.strip())
+    return tuple(_valid_unicode(name, v.strip()) for v in value if v.strip())
 
 
 def _price(value: Any) -> float | None:
@@ -232,8 +277,9 @@ def _price(value: Any) -> float | None:
         raise _BadField("price", f"expected a number or a price string, got {_type_name(value)}")
     if math.isnan(price):
         return None
-    if price < 0 or math.isinf(price):
-        raise _BadField("price", f"expected a non-negative finite price, got {value!r}")
+    if not 0 <= price <= MAX_PRICE:
+        raise _BadField("price", f"expected a price between 0 and {MAX_PRICE:,.0f}, "
+                                 f"got {value!r}")
     return price
 
 
@@ -249,7 +295,8 @@ def _details(value: Any) -> dict[str, str]:
             raise _BadField("details", f"expected a JSON object string ({exc.msg})") from exc
     if not isinstance(value, dict):
         raise _BadField("details", f"expected a JSON object, got {_type_name(value)}")
-    return {str(k): str(v) for k, v in value.items() if v is not None}
+    return {_valid_unicode("details", str(k)): _valid_unicode("details", str(v))
+            for k, v in value.items() if v is not None}
 
 
 def _number(raw: dict[str, Any], name: str) -> float | None:
@@ -262,7 +309,12 @@ def _number(raw: dict[str, Any], name: str) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         raise _BadField(name, f"expected a number, got {value!r}") from None
-    return None if math.isnan(number) else number
+    if math.isnan(number):
+        return None
+    low, high = BOUNDS.get(name, (-math.inf, math.inf))
+    if not (math.isfinite(number) and low <= number <= high):
+        raise _BadField(name, f"expected a number between {low:g} and {high:g}, got {value!r}")
+    return number
 
 
 def _integer(raw: dict[str, Any], name: str) -> int | None:

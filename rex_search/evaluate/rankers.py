@@ -19,10 +19,13 @@ import numpy as np
 
 from rex_search.backends.base import IndexedProduct, ScoredId
 from rex_search.catalog.schema import embedding_text
+from rex_search.config import DEFAULT_COMBINE, RerankConfig
 from rex_search.evaluate.judgments import JudgedDoc
-from rex_search.pipelines.fusion import fuse
-from rex_search.pipelines.query import parse_query
+from rex_search.pipelines.fusion import Candidate, fuse
+from rex_search.pipelines.query import KnownBrands, parse_query
+from rex_search.pipelines.rank import rank_candidates
 from rex_search.rerank.base import Reranker
+from rex_search.rerank.combine import combine, is_rerank_only
 from rex_search.rules.base import Ranked, Rule, RuleContext
 
 RANKERS = ("random", "bm25", "dense", "fused", "rerank", "pipeline")
@@ -122,60 +125,87 @@ class FusedRanker:
     def __init__(self, embedder, rrf_k: int = 60) -> None:
         self._bm25, self._dense, self.rrf_k = BM25Ranker(), DenseRanker(embedder), rrf_k
 
-    def score(self, query_id: str, query: str, docs: Sequence[JudgedDoc]) -> list[float]:
+    def candidates(self, query_id: str, query: str,
+                   docs: Sequence[JudgedDoc]) -> dict[str, Candidate]:
+        """Each doc as a fused candidate, with its bm25 and dense rank and score."""
         lists = {}
         for name, ranker in (("bm25", self._bm25), ("dense", self._dense)):
             scores = ranker.score(query_id, query, docs)
             order = sorted(range(len(docs)), key=lambda i: (-scores[i], docs[i].parent_asin))
             lists[name] = [ScoredId(docs[i].parent_asin, scores[i]) for i in order]
-        fused = {c.parent_asin: c.fused_score for c in fuse(lists, "rrf", self.rrf_k)}
-        return [fused[d.parent_asin] for d in docs]
+        return {c.parent_asin: c for c in fuse(lists, "rrf", self.rrf_k)}
+
+    def score(self, query_id: str, query: str, docs: Sequence[JudgedDoc]) -> list[float]:
+        fused = self.candidates(query_id, query, docs)
+        return [fused[d.parent_asin].fused_score for d in docs]
 
 
 class RerankRanker:
-    unit_scores = True
+    """The configured reranker over all judged candidates, combined with the first-stage
+    signals exactly as ``[rerank] combine`` says (``rex_search/rerank/combine.py``)."""
 
-    def __init__(self, reranker: Reranker) -> None:
+    def __init__(self, reranker: Reranker, embedder=None,
+                 weights: dict[str, float] | None = None) -> None:
         self._reranker = reranker
+        self._weights = weights or dict(DEFAULT_COMBINE)
+        self._fused = FusedRanker(embedder) if embedder is not None else None
         self.name = "rerank"
-        self.unit_scores = reranker.kind == "cross-encoder"
+        only_model = is_rerank_only(self._weights)
+        if not only_model and embedder is None:
+            raise ValueError("combining signals needs the embedder")
+        self.unit_scores = reranker.kind == "cross-encoder" or not only_model
 
     def score(self, query_id: str, query: str, docs: Sequence[JudgedDoc]) -> list[float]:
-        return self._reranker.score(query, [d.as_product() for d in docs])
+        scores = self._reranker.score(query, [d.as_product() for d in docs])
+        if is_rerank_only(self._weights):
+            return scores
+        fused = self._fused.candidates(query_id, query, docs)  # type: ignore[union-attr]
+        ordered = [fused[d.parent_asin] for d in docs]
+        signals = {"rerank": scores,
+                   "dense": [c.sources["dense"].score for c in ordered],
+                   "bm25": [c.sources["bm25"].score for c in ordered],
+                   "fused": [c.fused_score for c in ordered]}
+        return [c.score for c in combine(signals, self._weights)]
 
 
 class PipelineRanker:
-    """Fused order -> reranker over the first ``window`` -> rules; score = minus final rank."""
+    """Fused order -> :func:`rank_candidates` (the pipeline's own reranking and rules, on the
+    understood query); score = minus final rank. ``catalog`` (ids -> indexed products, e.g. an
+    index's ``get``) supplies full product records, so brand rules see brands; without it the
+    judged title and description are all a product has."""
 
     name, unit_scores = "pipeline", False
 
     def __init__(self, embedder, reranker: Reranker, rules: Sequence[Rule] = (),
-                 window: int = 100) -> None:
+                 config: RerankConfig | None = None, known_brands: KnownBrands | None = None,
+                 catalog=None) -> None:
         self._fused = FusedRanker(embedder)
-        self._reranker, self._rules, self.window = reranker, tuple(rules), window
+        self._embedder = embedder
+        self._reranker, self._rules = reranker, tuple(rules)
+        self._config = config or RerankConfig()
+        self._brands, self._catalog = known_brands, catalog
 
     def score(self, query_id: str, query: str, docs: Sequence[JudgedDoc]) -> list[float]:
-        from rex_search.pipelines.fusion import Candidate
-
-        fused = self._fused.score(query_id, query, docs)
-        order = sorted(range(len(docs)), key=lambda i: (-fused[i], docs[i].parent_asin))
-        ranked = [Ranked(Candidate(docs[i].parent_asin, rank, fused[i], {}),
-                         IndexedProduct(docs[i].as_product()), fused[i])
-                  for rank, i in enumerate(order, start=1)]
-        window = ranked[: self.window]
-        scores = self._reranker.score(query, [r.item.product for r in window])
-        for r, s in zip(window, scores, strict=True):
-            r.score = r.rerank_score = s
-        ranked[: len(window)] = sorted(window, key=lambda r: -r.score)
-        context = RuleContext(query=query, parsed=parse_query(query))
-        for rule in self._rules:
-            ranked = rule.apply(ranked, context).kept
-        position = {r.parent_asin: len(ranked) - i for i, r in enumerate(ranked)}
+        fused = self._fused.candidates(query_id, query, docs)
+        stored = self._catalog([d.parent_asin for d in docs]) if self._catalog else {}
+        items = {d.parent_asin: stored.get(d.parent_asin) or IndexedProduct(d.as_product())
+                 for d in docs}
+        ranked = [Ranked(c, items[c.parent_asin], c.fused_score)
+                  for c in sorted(fused.values(), key=lambda c: c.fused_rank)]
+        parsed = parse_query(query, self._brands)
+        vector = self._embedder.encode([parsed.text])[0]
+        outcome = rank_candidates(
+            parsed.text, ranked, self._reranker, self._config, self._rules,
+            RuleContext(query=query, parsed=parsed),
+            dense=lambda window: [float(v @ vector) for v in self._embedder.encode(
+                [embedding_text(r.item.product) for r in window])])
+        position = {r.parent_asin: len(outcome.ranked) - i for i, r in enumerate(outcome.ranked)}
         return [float(position.get(d.parent_asin, -1)) for d in docs]
 
 
 def make_rankers(names: Sequence[str], embedder, reranker: Reranker | None,
-                 seed: int = 0, rules: Sequence[Rule] = ()) -> list[EvalRanker]:
+                 seed: int = 0, rules: Sequence[Rule] = (), config: RerankConfig | None = None,
+                 known_brands: KnownBrands | None = None, catalog=None) -> list[EvalRanker]:
     """Build the named rankers, sharing one cached embedder."""
     unknown = [n for n in names if n not in RANKERS]
     if unknown:
@@ -192,9 +222,11 @@ def make_rankers(names: Sequence[str], embedder, reranker: Reranker | None,
         elif name == "fused":
             built.append(FusedRanker(cached))
         elif name == "rerank":
-            built.append(RerankRanker(_share(reranker, cached)))
+            weights = (config or RerankConfig()).combine
+            built.append(RerankRanker(_share(reranker, cached), cached, weights))
         else:
-            built.append(PipelineRanker(cached, _share(reranker, cached), rules))
+            built.append(PipelineRanker(cached, _share(reranker, cached), rules, config,
+                                        known_brands, catalog))
     return built
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rex_search.model_files import load_error, resolve_model
+from rex_search.model_files import check_tokenizer, load_error, resolve_model
 
 
 class Embedder:
@@ -32,6 +32,7 @@ class Embedder:
             self._model = AutoModel.from_pretrained(path).eval()
         except (OSError, ValueError) as exc:
             raise load_error(model, exc) from exc
+        check_tokenizer(model, self._tokenizer, self._model.config)
         self._torch = torch
         self.model_id = model
         self.dim = int(self._model.config.hidden_size)

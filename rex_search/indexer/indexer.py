@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,6 +34,7 @@ class IndexSummary:
     indexed: int = 0
     unchanged: int = 0
     rejected: int = 0
+    duplicates: int = 0  # rows whose parent_asin repeats an earlier row of the same batch
     rejected_by_field: Counter[str] = field(default_factory=Counter)
     rejected_examples: list[RejectedRow] = field(default_factory=list)
     rejected_report: str | None = None
@@ -43,6 +45,7 @@ class IndexSummary:
         return {
             "catalog": self.catalog, "rows_read": self.rows_read, "indexed": self.indexed,
             "unchanged": self.unchanged, "rejected": self.rejected,
+            "duplicates": self.duplicates,
             "rejected_by_field": dict(self.rejected_by_field),
             "rejected_examples": [str(r) for r in self.rejected_examples],
             "rejected_report": self.rejected_report,
@@ -81,17 +84,21 @@ def index_catalog(
     report = None
     if report_dir is not None:
         summary.rejected_report = str(report_dir / "rejected-rows.jsonl")
-        report = open(summary.rejected_report, "w", encoding="utf-8")  # noqa: SIM115
+        # Written beside the last run's report and swapped in only when this run completes,
+        # so a run that fails does not erase the previous report.
+        report = open(summary.rejected_report + ".tmp", "w", encoding="utf-8")  # noqa: SIM115
     pending = 0
+    completed = False
     try:
         for batch in read_catalog(path, batch_size=batch_size):
             summary.rows_read += len(batch.products) + len(batch.rejected)
             _record_rejections(summary, batch.rejected, report, max_examples)
             # Later rows win over earlier duplicates of the same id within a batch.
             latest = {p.parent_asin: p for p in batch.products}
+            summary.duplicates += len(batch.products) - len(latest)
             stored = backend.content_hashes(list(latest))
             changed = [p for p in latest.values() if stored.get(p.parent_asin) != p.content_hash()]
-            summary.unchanged += len(batch.products) - len(changed)
+            summary.unchanged += len(latest) - len(changed)
             if changed:
                 vectors = embedder.encode([embedding_text(p) for p in changed])
                 failures = backend.upsert(changed, vectors) or []
@@ -107,9 +114,12 @@ def index_catalog(
         finalize = getattr(backend, "finalize", None)
         if finalize is not None:
             finalize()
+        completed = True
     finally:
         if report is not None:
             report.close()
+            if completed:
+                os.replace(summary.rejected_report + ".tmp", summary.rejected_report)
     summary.seconds = time.perf_counter() - started
     record = getattr(backend, "record_catalog", None)
     if record is not None:

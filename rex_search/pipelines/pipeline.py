@@ -16,12 +16,19 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from rex_search.backends.base import Backend, Filters
+from rex_search.catalog.schema import embedding_text
 from rex_search.config import Config, RerankConfig, RetrievalConfig, RulesConfig
 from rex_search.indexer.embed import Embedder
-from rex_search.pipelines.query import GENERIC_BRANDS, KnownBrands, ParsedQuery, parse_query
+from rex_search.pipelines.query import (
+    GENERIC_BRANDS,
+    KnownBrands,
+    ParsedQuery,
+    check_query,
+    parse_query,
+)
+from rex_search.pipelines.rank import rank_candidates
 from rex_search.pipelines.retrieve import retrieve
 from rex_search.rerank.base import Reranker, load_reranker
-from rex_search.rerank.deadline import score_within_budget
 from rex_search.results import Explanation, Hit, RuleEffect, SearchResult
 from rex_search.rules.base import Ranked, RuleContext
 from rex_search.rules.build import build_rules
@@ -93,6 +100,7 @@ class SearchPipeline:
         ``degraded``. A reranker error also degrades to fused order, with the reason, instead of
         raising. ``rerank=False`` gives the retrieval-only order (for comparison).
         """
+        check_query(query)
         if page < 1 or size < 1:
             raise ValueError(f"page and size must be >= 1, got page={page}, size={size}")
         started = time.perf_counter()
@@ -148,19 +156,31 @@ class SearchPipeline:
         ranked = [Ranked(c, stored[c.parent_asin], c.fused_score)
                   for c in found.candidates if c.parent_asin in stored]
         timings["fetch"] = _ms(step)
-        step = time.perf_counter()
-        reranked, degraded = self._rerank(parsed.text, ranked, deadline) if rerank else (0, None)
-        timings["rerank"] = _ms(step)
-        step = time.perf_counter()
         context = RuleContext(query=query, parsed=parsed, vectors=self.backend.vectors,
                               fetch=self.backend.get)
-        removed: list[tuple[Ranked, RuleEffect]] = []
-        for rule in self.rules:
-            outcome = rule.apply(ranked, context)
-            ranked = outcome.kept
-            removed.extend(outcome.removed)
-        timings["rules"] = _ms(step)
-        return _Ranking(parsed, ranked, removed, reranked, timings, degraded)
+        outcome = rank_candidates(
+            parsed.text, ranked, self.reranker if rerank else None, self.rerank_config,
+            self.rules, context, dense=lambda window: self._cosines(vector, window),
+            deadline=deadline, vectors=self._stored_vectors)
+        timings.update(outcome.timings_ms)
+        return _Ranking(parsed, outcome.ranked, outcome.removed, outcome.reranked, timings,
+                        outcome.degraded_reason)
+
+    def _stored_vectors(self, window: list[Ranked]) -> list:
+        stored = self.backend.vectors([r.parent_asin for r in window])
+        return [stored.get(r.parent_asin) for r in window]
+
+    def _cosines(self, query_vector, window: list[Ranked]) -> list[float]:
+        """Embedding cosine of each candidate (stored vectors; embedded if missing)."""
+        known = self._stored_vectors(window)
+        missing = [i for i, v in enumerate(known) if v is None]
+        if missing:
+            fresh = self.embedder.encode([embedding_text(window[i].item.product)
+                                          for i in missing])
+            for i, v in zip(missing, fresh, strict=True):
+                known[i] = v
+        return [float(v @ query_vector) for v in known]
+
 
     def _pushdown(self, filters: Filters, parsed: ParsedQuery) -> Filters:
         """Merge the caller's filters with what the query and configuration demand."""
@@ -183,33 +203,6 @@ class SearchPipeline:
             max_price=filters.max_price if filters.max_price is not None else parsed.max_price,
         )
 
-    def _rerank(self, query: str, ranked: list[Ranked],
-                deadline: float | None = None) -> tuple[int, str | None]:
-        """Score the first `window` candidates best-first; scored ones lead in score order,
-        the rest keep fused order. Returns (how many were scored, why degraded or None)."""
-        window = ranked[: self.rerank_config.window]
-        if not window:
-            return 0, None
-        vectors: list | None = None
-        if self.reranker.kind == "embedding-cosine":
-            stored = self.backend.vectors([r.parent_asin for r in window])
-            vectors = [stored.get(r.parent_asin) for r in window]
-        try:
-            scores, reason = score_within_budget(
-                self.reranker, query, [r.item.product for r in window], vectors, deadline,
-                self.rerank_config.deadline_batch)
-        except Exception as exc:  # any model failure: serve retrieval order, say why
-            logger.warning("reranker failed, serving fused order: %s", exc)
-            return 0, f"reranker failed ({type(exc).__name__}: {exc}); fused order served"
-        for r, score in zip(window, scores, strict=False):
-            r.rerank_score = score
-            r.score = score
-        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-        for rank, i in enumerate(order, start=1):
-            window[i].rerank_rank = rank
-        ranked[: len(scores)] = [window[i] for i in order]
-        return len(scores), reason
-
 
 def _hit(rank: int, r: Ranked) -> Hit:
     product = r.item.product
@@ -220,6 +213,7 @@ def _hit(rank: int, r: Ranked) -> Hit:
             retrieval=dict(r.candidate.sources), fused_rank=r.candidate.fused_rank,
             fused_score=r.candidate.fused_score, rerank_score=r.rerank_score,
             rerank_rank=r.rerank_rank, rules=tuple(r.effects),
+            contributions=dict(r.contributions),
         ),
     )
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rex_search.catalog.schema import brand_key
+from rex_search.errors import QueryError
 
 # Words that happen to be brand names in real catalogs ("Now", "At", "Gap") but are far more
 # often plain words: never read as a brand unless negated explicitly and nothing else matches.
@@ -135,6 +136,23 @@ class KnownBrands:
             self.display[min(keys)] if keys else phrase)
 
 
+MAX_QUERY_CHARS = 512
+
+
+def check_query(raw: object, max_chars: int = MAX_QUERY_CHARS) -> str:
+    """``raw`` if it is a searchable query, else a :class:`QueryError` saying why: the same
+    refusal for the CLI, the Python API and the service."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise QueryError(f"the query must be a non-empty string, got {raw!r:.40}")
+    if len(raw) > max_chars:
+        raise QueryError(f"the query is {len(raw)} characters; at most {max_chars} are accepted")
+    bad = next((i for i, ch in enumerate(raw) if 0xD800 <= ord(ch) <= 0xDFFF), None)
+    if bad is not None:
+        raise QueryError(f"the query is not valid Unicode text (a lone surrogate or undecodable "
+                         f"byte at character {bad})")
+    return raw
+
+
 def parse_query(raw: str, brands: KnownBrands | None = None,
                 detect_brands: bool = True) -> ParsedQuery:
     """Parse ``raw`` into model text and constraints (see the module docstring)."""
@@ -161,9 +179,12 @@ def parse_query(raw: str, brands: KnownBrands | None = None,
 
     text = _take_negations(text, brands, found)
 
-    sizes = tuple(_size(m) for m in _SIZE.finditer(text))
-    for size, m in zip(sizes, list(_SIZE.finditer(text)), strict=True):
-        text = text.replace(m.group(0), f" {size.text} ", 1)
+    sizes: tuple[Size, ...] = ()
+    for m in list(_SIZE.finditer(text)):
+        size = _size(m)
+        if size is not None:  # "1/0 inch" is not a size
+            sizes += (size,)
+            text = text.replace(m.group(0), f" {size.text} ", 1)
 
     named, named_keys = (), ()
     if detect_brands:
@@ -180,7 +201,8 @@ def parse_query(raw: str, brands: KnownBrands | None = None,
 
 def _take_negations(text: str, brands: KnownBrands, found: dict[str, object]) -> str:
     """Remove every negated phrase; known brands become exclusions (longest match wins)."""
-    while m := _NEGATION.search(text):
+    position = 0  # resume after the last removal: rescanning from 0 made long queries quadratic
+    while m := _NEGATION.search(text, position):
         rest = text[m.end():]
         words = re.findall(r"[\w&'.+-]+", rest)[:4]
         matched = 0
@@ -198,6 +220,7 @@ def _take_negations(text: str, brands: KnownBrands, found: dict[str, object]) ->
                 found["ignored"].append(words[0])  # type: ignore[union-attr]
         span = _span_of_words(rest, matched)
         text = text[: m.start()] + " " + rest[span:]
+        position = m.start()
     return text
 
 
@@ -235,11 +258,13 @@ def _number(text: str) -> float:
     return float(text.replace(",", ""))
 
 
-def _size(m: re.Match[str]) -> Size:
+def _size(m: re.Match[str]) -> Size | None:
     number, unit_text = m.group(1), m.group(2).lower()
     if "/" in number:
         whole, _, frac = number.rpartition(" ")
         top, bottom = frac.split("/")
+        if float(bottom) == 0:
+            return None
         value = (float(whole) if whole else 0.0) + float(top) / float(bottom)
     else:
         value = float(number)

@@ -46,9 +46,11 @@ def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 2
 
     if runtime not in ("auto", "torch", "onnx", "onnx-int8"):
         raise ConfigError(f"runtime must be auto, torch, onnx or onnx-int8, got {runtime!r}")
-    from rex_search.model_files import resolve_model
+    from rex_search.model_files import BUNDLED_RERANKER, resolve_model
 
     path = Path(resolve_model(name))
+    if name == BUNDLED_RERANKER:  # only the verified file, whatever else lies beside it
+        runtime = "onnx-int8"
     if runtime in ("auto", "torch") and _is_decoder(path):
         from rex_search.rerank.decoder import DecoderReranker
 

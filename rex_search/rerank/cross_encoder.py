@@ -21,7 +21,7 @@ import numpy as np
 
 from rex_search.catalog.schema import Product
 from rex_search.errors import ModelError
-from rex_search.model_files import load_error, resolve_model
+from rex_search.model_files import check_tokenizer, load_error, resolve_model
 from rex_search.rerank.cache import ScoreCache
 from rex_search.rerank.prompt import product_text, query_text
 
@@ -67,6 +67,7 @@ class _PairScorer:
             labels = int(config.num_labels)
         except (OSError, ValueError) as exc:
             raise load_error(model, exc) from exc
+        check_tokenizer(model, self._tokenizer, config)
         if labels not in (1, 11):
             raise ModelError(
                 f"{model!r} has {labels} output labels; a reranker needs 1 (single-logit) or "
@@ -111,8 +112,10 @@ class _PairScorer:
         return [known[t] for t in texts]
 
     def _score_uncached(self, query: str, texts: list[str]) -> list[float]:
+        # longest_first: the product side is cut first (it is the longer one); a query too
+        # long for the budget on its own is cut too, instead of failing the whole rerank.
         encoded = self._tokenizer([query_text(query)] * len(texts), texts,
-                                  truncation="only_second", max_length=self.max_tokens)
+                                  truncation="longest_first", max_length=self.max_tokens)
         lengths = [len(ids) for ids in encoded["input_ids"]]
         order = sorted(range(len(texts)), key=lambda i: lengths[i])
         out = np.zeros(len(texts), dtype=np.float64)

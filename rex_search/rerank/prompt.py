@@ -14,8 +14,9 @@ def product_text(product: Product, max_chars: int = 1000) -> str:
     """Title first, then brand and key attributes, then features and description.
 
     Markup is stripped first (:func:`plain_text`): feeds that store HTML descriptions must not
-    spend the token budget on tags. The order matters because the tokenizer truncates from the end: what a shopper checks first
-    (brand, colour, price) survives a tight token budget, the long description does not.
+    spend the token budget on tags. The order matters because the tokenizer truncates from the
+    end: what a shopper checks first (brand, colour, price) survives a tight token budget, the
+    long description does not.
     """
     body = plain_text(" ".join((*attribute_text(product), *product.features,
                                 product.description)))

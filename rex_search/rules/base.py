@@ -23,6 +23,7 @@ class Ranked:
     score: float  # relevance used for ordering: rerank score, else fused score
     rerank_score: float | None = None
     rerank_rank: int | None = None
+    contributions: dict[str, float] = field(default_factory=dict)  # signal -> share of score
     effects: list[RuleEffect] = field(default_factory=list)
 
     @property

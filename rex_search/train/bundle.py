@@ -26,6 +26,7 @@ https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2), trained further 
 generated from the ESCI sample catalog (Amazon Science esci-data, Apache-2.0). See
 model_card.json for how it was trained and what it measured.
 """
+MODEL_FILES = Path(__file__).resolve().parents[1] / "model_files.py"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
                    "special_tokens_map.json")
 
@@ -51,7 +52,18 @@ def bundle(trained: Path, exported: Path, out: Path, metrics: dict | None = None
         card["evaluation"] = metrics
     card["files_sha256"] = {f: hashlib.sha256((out / f).read_bytes()).hexdigest() for f in files}
     (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    pin_hashes(card["files_sha256"])
     return out
+
+
+def pin_hashes(hashes: dict[str, str], source: Path = MODEL_FILES) -> None:
+    """Write the shipped files' sha256s into ``model_files.BUNDLED_RERANKER_SHA256``: the
+    loader trusts the code, not a card that could be edited along with the files."""
+    text = source.read_text()
+    start = text.index("BUNDLED_RERANKER_SHA256 = {")
+    end = text.index("}\n", start) + 2
+    body = "".join(f'    "{k}": "{v}",\n' for k, v in hashes.items())
+    source.write_text(text[:start] + "BUNDLED_RERANKER_SHA256 = {\n" + body + "}\n" + text[end:])
 
 
 def main() -> None:

@@ -1,0 +1,61 @@
+"""The default reranker's training data, in one place: graded synthetic pairs from a catalog
+(``synth``), real ESCI Exact pairs and real query strings (``data/esci-extra``), and the
+bi-encoder teacher blended into every target (``distill``). ``rex-search train-data synth``
+and the leave-category-out benchmark both build their data here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rex_search.catalog.schema import Product
+from rex_search.evaluate.judgments import JudgedDoc, QueryJudgments
+from rex_search.train import distill
+from rex_search.train.synth import Pair, synthesize
+
+logger = logging.getLogger(__name__)
+EXTRA = Path(__file__).resolve().parents[2] / "data" / "esci-extra"
+REAL_PAIRS = EXTRA / "exact_pairs.parquet"
+REAL_QUERIES = EXTRA / "queries.txt"
+DEFAULT_ALPHA = 0.3
+
+
+def training_pairs(products: Sequence[Product], embedder=None, queries: int = 2400,
+                   seed: int = 0, real_pairs: Path | None = REAL_PAIRS,
+                   real_queries: Path | None = REAL_QUERIES, real_query_limit: int | None = None,
+                   alpha: float = DEFAULT_ALPHA) -> list[Pair]:
+    """Synthetic graded pairs (+ real Exact pairs), teacher-blended with weight ``alpha``
+    (+ teacher-labelled real queries). ``embedder`` (the teacher) is needed when ``alpha > 0``
+    or ``real_queries`` is given."""
+    import pyarrow.parquet as pq
+
+    pairs = synthesize(products, queries, seed)
+    if real_pairs:
+        pairs += distill.real_exact_pairs(pq.read_table(real_pairs).to_pylist(), products,
+                                          seed=seed)
+    if alpha <= 0 and not real_queries:
+        return pairs
+    if embedder is None:
+        raise ValueError("distillation needs the bi-encoder teacher (an embedder)")
+    cosines = distill.pair_cosines(embedder, pairs, {p.parent_asin: p for p in products})
+    a, b = distill.fit_calibration(cosines, np.array([p.relevance_score for p in pairs]))
+    logger.info("teacher calibration: relevance ~ sigmoid(%.3f * cosine + %.3f)", a, b)
+    pairs = distill.blend(pairs, cosines, alpha, a, b)
+    if real_queries:
+        lines = real_queries.read_text(encoding="utf-8").splitlines()
+        strings = list(dict.fromkeys(q.strip() for q in lines if q.strip()))[:real_query_limit]
+        pairs += distill.teacher_pairs(embedder, strings, products, a, b, seed=seed)
+    return pairs
+
+
+def as_judgments(pairs: Sequence[Pair]) -> list[QueryJudgments]:
+    """Pairs grouped by query, as the training recipe reads judgments."""
+    groups: dict[str, list[JudgedDoc]] = {}
+    for p in pairs:
+        groups.setdefault(p.query, []).append(
+            JudgedDoc(p.parent_asin, p.title, p.description, p.relevance_score))
+    return [QueryJudgments(f"synth-{i}", q, tuple(docs))
+            for i, (q, docs) in enumerate(groups.items())]
