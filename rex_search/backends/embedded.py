@@ -112,6 +112,11 @@ class EmbeddedBackend:
 
     def _check_manifest(self, manifest: dict[str, object], dim: int | None,
                         model_id: str | None) -> None:
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("dim"), int) \
+                or not isinstance(manifest.get("embedding_model"), str) \
+                or not isinstance(manifest.get("catalogs", []), list):
+            raise BackendError(f"{self._manifest_path} is damaged (needs an integer dim, a "
+                               "model name and a catalog list): re-index into a new --index")
         if manifest.get("schema_version") != SCHEMA_VERSION:
             raise BackendError(
                 f"index {self.path} has schema version {manifest.get('schema_version')}, this "

@@ -1,0 +1,178 @@
+"""Nothing lost, nothing crashes: two writers, readers during writes, damaged stores, and user
+text that must never be parsed as query syntax (real tantivy, faiss and sqlite)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rex_search.backends.embedded import EmbeddedBackend
+from rex_search.catalog.schema import Product
+from rex_search.cli import cli
+from rex_search.errors import BackendError
+
+DIM = 8
+
+
+def products(prefix: str, n: int) -> list[Product]:
+    return [Product(f"{prefix}{i}", f"{prefix} product {i} men's shoe", brand="Acme")
+            for i in range(n)]
+
+
+def vectors(n: int, seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def new_index(path: Path) -> EmbeddedBackend:
+    return EmbeddedBackend(path, dim=DIM, model_id="test-model")
+
+
+def test_a_second_writer_is_refused_by_name_and_readers_keep_reading(tmp_path: Path):
+    first = new_index(tmp_path / "ix")
+    first.upsert(products("a", 3), vectors(3, 0))
+    first.commit()
+    second = EmbeddedBackend(tmp_path / "ix")
+    with pytest.raises(BackendError, match=r"is being written by process \d+"):
+        second.upsert(products("b", 2), vectors(2, 1))
+    reader = EmbeddedBackend(tmp_path / "ix")
+    assert reader.count() == 3 and reader.bm25("product", 10)
+    first.close()
+    second.close()
+    reader.close()
+
+
+def test_a_writer_that_opened_earlier_keeps_the_other_runs_vectors(tmp_path: Path):
+    """The lost-update case: run A opened, run B wrote and finished, then A wrote."""
+    seed = new_index(tmp_path / "ix")
+    seed.upsert(products("z", 1), vectors(1, 2))
+    seed.close()
+    early = EmbeddedBackend(tmp_path / "ix")
+    late = EmbeddedBackend(tmp_path / "ix")
+    late.upsert(products("b", 4), vectors(4, 1))
+    late.close()
+    early.upsert(products("a", 3), vectors(3, 0))
+    early.close()
+    check = EmbeddedBackend(tmp_path / "ix")
+    assert check.count() == 8
+    assert not any(check.verify().values())
+    assert len(check.vectors([f"b{i}" for i in range(4)])) == 4
+    check.close()
+
+
+def test_readers_are_not_blocked_by_an_uncommitted_write(tmp_path: Path):
+    writer = new_index(tmp_path / "ix")
+    writer.upsert(products("a", 3), vectors(3, 0))
+    writer.commit()
+    writer.upsert(products("b", 3), vectors(3, 1))  # open sqlite transaction, not committed
+    reader = EmbeddedBackend(tmp_path / "ix")
+    assert reader.count() == 3  # the last commit, no "database is locked"
+    assert set(reader.get(["a0", "b0"])) == {"a0"}
+    reader.close()
+    writer.close()
+
+
+@pytest.mark.parametrize("damage", ["delete-vectors", "delete-bm25", "truncate-vectors",
+                                    "wrong-dimension", "truncate-sqlite", "corrupt-manifest"])
+def test_damaged_stores_are_one_clear_error(tmp_path: Path, damage: str):
+    index = tmp_path / "ix"
+    backend = new_index(index)
+    backend.upsert(products("a", 5), vectors(5, 0))
+    backend.close()
+    if damage == "delete-vectors":
+        (index / "vectors.faiss").unlink()
+    elif damage == "delete-bm25":
+        shutil.rmtree(index / "bm25")
+    elif damage == "truncate-vectors":
+        data = (index / "vectors.faiss").read_bytes()
+        (index / "vectors.faiss").write_bytes(data[: len(data) // 2])
+    elif damage == "wrong-dimension":
+        other = EmbeddedBackend(tmp_path / "other", dim=DIM * 2, model_id="test-model")
+        other.upsert(products("x", 1), np.ones((1, DIM * 2), dtype=np.float32))
+        other.close()
+        shutil.copy(tmp_path / "other" / "vectors.faiss", index / "vectors.faiss")
+    elif damage == "truncate-sqlite":
+        for extra in index.glob("products.sqlite-*"):
+            extra.unlink()
+        (index / "products.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x00" * 50)
+    else:
+        (index / "manifest.json").write_text('{"schema_version": 1, "dim": "x"')
+    with pytest.raises(BackendError) as error:
+        EmbeddedBackend(index)
+    message = str(error.value)
+    assert str(index) in message and "\n" not in message
+    if damage in ("delete-vectors", "delete-bm25", "truncate-vectors", "wrong-dimension"):
+        assert f"rex-search index --repair --index {index}" in message
+
+
+def test_repair_restores_lost_vectors_and_bm25(tmp_path: Path, small_index_dir: Path):
+    index = tmp_path / "ix"
+    shutil.copytree(small_index_dir, index)
+    before = EmbeddedBackend(index)
+    count, sample = before.count(), before.bm25("laptop bag", 5)
+    before.close()
+    (index / "vectors.faiss").unlink()
+    shutil.rmtree(index / "bm25")
+    runner = CliRunner()
+    verify = runner.invoke(cli, ["index", "--verify", "--index", str(index)])
+    assert verify.exit_code == 1 and "rex-search index --repair" in str(verify.exception)
+    repaired = runner.invoke(cli, ["index", "--repair", "--index", str(index)])
+    assert repaired.exit_code == 0, repaired.output
+    assert f"{count} product(s) re-embedded/re-added" in repaired.output
+    after = EmbeddedBackend(index)
+    assert after.count() == count and not any(after.verify().values())
+    assert [s.parent_asin for s in after.bm25("laptop bag", 5)] == [
+        s.parent_asin for s in sample]
+    after.close()
+
+
+@pytest.mark.parametrize("query", ["men's running shoes", "levi's jeans", "don't", "15.6\"",
+                                   "a:b", "(x", "\"unclosed", "title:foo AND -bar", "*", "~1^2"])
+def test_user_text_is_never_query_syntax(tmp_path: Path, query: str):
+    backend = new_index(tmp_path / "ix")
+    backend.upsert(products("a", 3), vectors(3, 0))
+    backend.commit()
+    backend.bm25(query, 10)  # no exception
+    if "men's" in query:
+        assert backend.bm25(query, 10)
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def fuzz_index(tmp_path_factory):
+    backend = new_index(tmp_path_factory.mktemp("fuzz") / "ix")
+    backend.upsert(products("a", 5), vectors(5, 0))
+    backend.commit()
+    yield backend
+    backend.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_bm25_and_query_understanding_take_any_unicode(fuzz_index, text):
+    from rex_search.pipelines.query import parse_query
+
+    fuzz_index.bm25(text, 5)
+    parsed = parse_query(text)
+    assert isinstance(parsed.text, str)
+
+
+def test_a_stale_lock_file_from_a_killed_writer_does_not_block(tmp_path: Path):
+    backend = new_index(tmp_path / "ix")
+    backend.upsert(products("z", 1), vectors(1, 2))
+    backend.close()
+    (tmp_path / "ix" / "write.lock").write_text("99999999")  # left by a kill -9: no flock held
+    again = EmbeddedBackend(tmp_path / "ix")
+    again.upsert(products("a", 1), vectors(1, 0))
+    again.close()
+    assert re.fullmatch(r"\d+", (tmp_path / "ix" / "write.lock").read_text())
+    assert sqlite3.connect(tmp_path / "ix" / "products.sqlite").execute(
+        "PRAGMA journal_mode").fetchone()[0] == "wal"
