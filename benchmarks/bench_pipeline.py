@@ -31,6 +31,7 @@ from benchmarks.synthetic_catalog import as_products, generate  # noqa: E402
 from rex_search.backends.embedded import EmbeddedBackend  # noqa: E402
 from rex_search.catalog.reader import read_catalog  # noqa: E402
 from rex_search.catalog.schema import embedding_text  # noqa: E402
+from rex_search.config import RerankConfig  # noqa: E402
 from rex_search.indexer.embed import Embedder  # noqa: E402
 from rex_search.pipelines.fusion import fuse  # noqa: E402
 from rex_search.pipelines.pipeline import SearchPipeline  # noqa: E402
@@ -51,7 +52,7 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(str(x).rjust(w) for x, w in zip(row, widths, strict=True)))
 
 
-def bench_sample(workdir: Path) -> None:
+def bench_sample(workdir: Path, previous: str | None = None) -> None:
     embedder = Embedder()
     products = [p for b in read_catalog(DATA / "catalog.parquet") for p in b.products]
     texts = [embedding_text(p) for p in products]
@@ -78,29 +79,41 @@ def bench_sample(workdir: Path) -> None:
     queries = sorted(set(pq.read_table(DATA / "dev" / "eress.parquet")["query_string"]
                          .to_pylist()))
     # cache_size=0: every repetition runs every stage (the result cache would answer repeats).
-    # The previous default (embedding-cosine) is the baseline for the shipped cross-encoder.
+    # embedding-cosine is the baseline; --previous DIR adds the previously shipped reranker.
+    variants = [("embedding-cosine", "embedding-cosine", {"rerank": 1.0})]
+    if previous:
+        variants.append(("previous default", previous, {"rerank": 1.0}))
+    variants.append(("default", RerankConfig().model, RerankConfig().combine))
     timings: dict[str, dict[str, list[float]]] = {}
-    for name in ("embedding-cosine", "rex-reranker-minilm"):
+    for label, name, weights in variants:
         reranker = load_reranker(name, embedder)
         if hasattr(reranker, "cache"):
             reranker.cache = None  # repetitions must score again, not hit the score cache
-        pipeline = SearchPipeline(backend, embedder, reranker, cache_size=0)
+        pipeline = SearchPipeline(backend, embedder, reranker, cache_size=0,
+                                  rerank=RerankConfig(combine=weights))
         pipeline.search(queries[0])  # warm-up
         stages: dict[str, list[float]] = defaultdict(list)
         for _ in range(3):
             for q in queries:
                 for stage, ms in pipeline.search(q).timings_ms.items():
                     stages[stage].append(ms)
-        timings[name] = stages
-    base, shipped = timings["embedding-cosine"], timings["rex-reranker-minilm"]
+        timings[label] = stages
+    base = timings["embedding-cosine"]
+    rows = []
+    for label, stages in timings.items():
+        for stage in ("rerank", "total"):
+            ratios = [f"{pct(stages[stage], 50) / max(pct(timings[ref][stage], 50), 1e-9):.2f}"
+                      if ref in timings else "-" for ref in ("embedding-cosine",
+                                                             "previous default")]
+            rows.append([label, stage, f"{pct(stages[stage], 50):.2f}",
+                         f"{pct(stages[stage], 95):.2f}", *ratios])
     table(f"Query latency on the sample index ({len(queries)} DEV queries x 3; bm25/dense top-200,"
-          " rerank window 100): embedding-cosine (baseline) vs the bundled rex-reranker-minilm"
-          " (ONNX int8, 64 tokens)",
-          ["stage", "cosine p50 ms", "cosine p95 ms", "rex p50 ms", "rex p95 ms",
-           "rex p50 / cosine p50"],
-          [[s, f"{pct(base[s], 50):.2f}", f"{pct(base[s], 95):.2f}",
-            f"{pct(shipped[s], 50):.2f}", f"{pct(shipped[s], 95):.2f}",
-            f"{pct(shipped[s], 50) / max(pct(base[s], 50), 1e-9):.2f}"] for s in base])
+          f" rerank window 100; default = {RerankConfig().model}, combine "
+          f"{RerankConfig().combine})",
+          ["ranker", "stage", "p50 ms", "p95 ms", "p50 / cosine p50", "p50 / previous p50"],
+          rows)
+    table("Every stage (p50 ms)", ["stage", *timings],
+          [[s, *[f"{pct(timings[label][s], 50):.2f}" for label in timings]] for s in base])
     backend.close()
 
 
@@ -167,10 +180,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="synthetic catalog size")
     parser.add_argument("--skip-sample", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--previous", help="the previously shipped reranker's directory, timed "
+                                           "beside the default")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_sample:
-            bench_sample(Path(tmp))
+            bench_sample(Path(tmp), args.previous)
         if not args.skip_synthetic:
             bench_synthetic(Path(tmp), args.n)
 

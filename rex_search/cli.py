@@ -348,13 +348,35 @@ def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: 
         import uvicorn
     except ImportError as exc:
         raise RexSearchError("serving needs: pip install 'rex-search[serve]'") from exc
+    import threading
+
     from rex_search.pipelines.pipeline import SearchPipeline
     from rex_search.service import Limits, create_app
 
     config = _config(ctx, index)
     _require_index(config)
-    app = create_app(SearchPipeline.from_config(config), Limits(workers=workers, queue=queue))
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    # The port opens at once and /health says "loading" (503) until model and index are ready.
+    app = create_app(None, Limits(workers=workers, queue=queue))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           timeout_graceful_shutdown=10,
+                                           h11_max_incomplete_event_size=16 * 1024))
+    failure: list[str] = []
+
+    def load() -> None:
+        try:
+            app.state.rex["pipeline"] = SearchPipeline.from_config(config)
+            click.echo(f"ready: http://{host}:{port} ({app.state.rex['pipeline'].reranker.name})",
+                       err=True)
+        except Exception as exc:  # noqa: BLE001 (reported, then the server stops)
+            failure.append(str(exc))
+            server.should_exit = True
+
+    click.echo(f"serving http://{host}:{port}; loading model and index from "
+               f"{config.index.path} ...", err=True)
+    threading.Thread(target=load, daemon=True).start()
+    server.run()
+    if failure:
+        raise RexSearchError(f"could not load the search pipeline: {failure[0]}")
 
 
 @cli.command("export-onnx")

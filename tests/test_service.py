@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -149,3 +150,73 @@ def test_overload_gets_fast_503s(pipeline):
     assert rejected.status_code == 503 and rejected.json()["error"]["type"] == "overloaded"
     assert elapsed < 1.0
     assert results == [200, 200]
+
+
+def test_hostile_requests_are_refused_cheaply(url):
+    form = httpx.post(f"{url}/rerank", content=b'{"query": "q", "documents": ["d"]}',
+                      headers={"content-type": "text/plain"})
+    assert form.status_code == 415  # a cross-site form post cannot start model work
+    deep = httpx.post(f"{url}/search", content=b"[" * 100_000 + b"]" * 100_000,
+                      headers={"content-type": "application/json"})
+    assert deep.status_code in (400, 413) and deep.json()["error"]["type"] in (
+        "invalid_json", "too_large")
+    nested = httpx.post(f"{url}/search", content=b'{"q":' + b"[" * 50_000 + b"]" * 50_000
+                        + b"}", headers={"content-type": "application/json"})
+    assert nested.status_code == 400 and "nested too deeply" in nested.text
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:  # a 50 MB promise
+        raw.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 52428800\r\n\r\n{}")
+        assert raw.recv(200).startswith(b"HTTP/1.1 413")  # answered before any body is read
+    surrogate = httpx.post(f"{url}/search", content=b'{"query": "shoes \\ud800"}',
+                           headers={"content-type": "application/json"})
+    assert surrogate.status_code == 422 and "not valid Unicode text" in surrogate.text
+    pipe = httpx.post(f"{url}/search", json={"query": "1/0 inch pipe"})
+    assert pipe.status_code == 200
+    apostrophe = httpx.post(f"{url}/search", json={"query": "men's running shoes"})
+    assert apostrophe.status_code == 200 and apostrophe.json()["hits"]
+
+
+def test_headers_labels_and_unknown_paths(url):
+    response = httpx.get(f"{url}/no/such%22path%0Ax", headers={"x-request-id": "a" * 5000})
+    assert response.status_code == 404 and response.json()["error"]["type"] == "not_found"
+    assert len(response.headers["x-request-id"]) <= 64
+    assert httpx.get(f"{url}/search").json()["error"]["type"] == "method_not_allowed"
+    page = httpx.get(url + "/")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'path="other"' in metrics and "no/such" not in metrics
+    assert "# TYPE rex_requests_total counter" in metrics
+    assert "# HELP rex_request_seconds" in metrics
+
+
+def test_serve_opens_its_port_while_loading(small_index_dir):
+    import subprocess
+    import sys
+
+    from tests.service_server import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from rex_search.cli import main; main()", "serve", "--index",
+         str(small_index_dir), "--port", str(port)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    seen: list[tuple[int, str]] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.05)
+                continue
+            seen.append((response.status_code, response.json()["status"]))
+            if response.status_code == 200:
+                break
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    assert seen[0] == (503, "loading"), seen  # the port answered before the models loaded
+    assert seen[-1] == (200, "ready")

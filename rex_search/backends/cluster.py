@@ -103,6 +103,9 @@ def source_of(product: Product, vector: np.ndarray | None,
     return doc
 
 
+PENDING_HASH = "pending-vector-save"
+
+
 class ClusterBackend:
     """Backend protocol over a search cluster; engines subclass and supply the client calls."""
 
@@ -118,6 +121,10 @@ class ClusterBackend:
         self.backoff, self.max_backoff, self._sleep = backoff, max_backoff, sleep
         self.client = client if client is not None else self._connect()
         self._generation = 0
+        # faiss-local: real content hashes of documents sent since the last vector save. They
+        # go to the cluster as PENDING_HASH and are confirmed only after the vector file is
+        # saved, so a run killed in between re-embeds them instead of calling them unchanged.
+        self._unconfirmed: dict[str, str] = {}
         self._old_indices: list[str] = []
         existing = self._alias_indices()
         if not existing and dim is None:
@@ -202,6 +209,24 @@ class ClusterBackend:
             raise BackendError(f"{self.engine} {self.target.display}: "
                                f"{redact(str(exc))}") from None
 
+    def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A read-only call (mget), retried on connection errors with the bulk path's capped
+        backoff: a node that drops for a moment must not end an indexing run."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return fn(*args)
+            except self._connection_errors() as exc:
+                if attempt == self.max_retries:
+                    raise BackendError(f"{self.engine} {self.target.display}: gave up after "
+                                       f"{self.max_retries} retries: {redact(str(exc))}") from None
+                self._sleep(min(self.max_backoff, self.backoff * 2 ** attempt))
+            except BackendError:
+                raise
+            except Exception as exc:  # noqa: BLE001 (as in _call)
+                raise BackendError(f"{self.engine} {self.target.display}: "
+                                   f"{redact(str(exc))}") from None
+        raise AssertionError("unreachable")
+
     def _alias_indices(self) -> list[str]:
         if not self._call(lambda: bool(self.client.indices.exists_alias(name=self.alias))):
             return []
@@ -284,19 +309,38 @@ class ClusterBackend:
                        source_of(p, v if in_cluster else None,
                                  stock.get(p.parent_asin, (None, None))))
                       for p, v in zip(products, vectors, strict=True)]
+        if self.local is not None:
+            for _, source in operations:
+                self._unconfirmed[source["parent_asin"]] = source["content_hash"]
+                source["content_hash"] = PENDING_HASH
         failures = self.bulk(operations)
         if self.local is not None:
             failed = {asin for asin, _ in failures}
             keep = [i for i, p in enumerate(products) if p.parent_asin not in failed]
             ids = np.array([doc_id_of(products[i].parent_asin) for i in keep], dtype=np.int64)
             self.local.upsert(ids, vectors[keep])
+            for asin in failed:
+                self._unconfirmed.pop(asin, None)
         return failures
 
     def commit(self) -> None:
         if self.local is not None:
             self.local.save()
+            self._confirm_hashes()
         self._call(self._refresh, self.write_index)
         self._generation += 1
+
+    def _confirm_hashes(self) -> None:
+        """After the vectors are on disk: the documents' real content hashes."""
+        if not self._unconfirmed:
+            return
+        failures = self.bulk([({"update": {"_index": self.write_index, "_id": asin}},
+                               {"doc": {"content_hash": digest}})
+                              for asin, digest in self._unconfirmed.items()])
+        if failures:  # left pending: the next run re-embeds them, nothing is lost
+            logger.warning("could not confirm %d content hash(es): %s", len(failures),
+                           failures[:3])
+        self._unconfirmed = {}
 
     def finalize(self) -> None:
         """After a full re-index: point the alias at the new index in one atomic step."""
@@ -342,13 +386,13 @@ class ClusterBackend:
 
     # -- reads ----------------------------------------------------------------------------
     def content_hashes(self, ids: Sequence[str]) -> dict[str, str]:
-        docs = self._call(self._mget, self.write_index, list(ids), ["content_hash"]) if ids else []
+        docs = self._read(self._mget, self.write_index, list(ids), ["content_hash"]) if ids else []
         return {d["_id"]: d["_source"]["content_hash"] for d in docs if d.get("found")}
 
     def get(self, ids: Sequence[str], index: str | None = None) -> dict[str, IndexedProduct]:
         if not ids:
             return {}
-        docs = self._call(self._mget, index or self.alias, list(ids),
+        docs = self._read(self._mget, index or self.alias, list(ids),
                           ["product", "in_stock", "quantity"])
         return {d["_id"]: IndexedProduct(Product.from_dict(json.loads(d["_source"]["product"])),
                                          d["_source"].get("in_stock"),

@@ -53,12 +53,27 @@ def is_cluster_url(target: str) -> bool:
 
 
 def redact(text: str) -> str:
-    """Replace any user:password@ in URLs inside ``text`` with ***@."""
-    return re.sub(r"(\w[\w+.-]*://)[^/@\s]+@", r"\1***@", text)
+    """Replace the user:password@ of every URL inside ``text`` with ***@. Everything up to the
+    token's *last* ``@`` is hidden, so a password holding an unencoded ``@`` or ``/`` is hidden
+    whole (a path with an ``@`` is over-redacted, never under-redacted)."""
+    return re.sub(r"(\w[\w+.-]*://)[^\s'\"]*@", r"\1***@", text)
+
+
+def _split_userinfo(target: str) -> tuple[str, str | None, str | None]:
+    """(URL without credentials, user, password); the credentials end at the last ``@`` before
+    the query string, so unencoded ``@`` and ``/`` in a password are read correctly."""
+    scheme, _, rest = target.partition("://")
+    head, mark, query = rest.partition("?")
+    if "@" not in head:
+        return target, None, None
+    userinfo, _, host = head.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{host}{mark}{query}", unquote(user) or None, unquote(password) or None
 
 
 def parse_target(target: str) -> ClusterTarget:
-    parts = urlsplit(target)
+    bare, username, password = _split_userinfo(target)
+    parts = urlsplit(bare)
     engine, _, tls = parts.scheme.partition("+")
     if engine not in ENGINES or tls not in ("", "https", "http"):
         raise ConfigError(f"unsupported backend URL {redact(target)!r}; expected "
@@ -85,11 +100,23 @@ def parse_target(target: str) -> ClusterTarget:
     if dense not in ("knn", "faiss-local"):
         raise ConfigError(f"dense must be 'knn' or 'faiss-local', got {dense!r}")
     scheme = "https" if tls == "https" else "http"
+    try:
+        port = parts.port or 9200
+    except ValueError:
+        raise ConfigError(f"backend URL {redact(target)!r} has an invalid port: expected a "
+                          "number from 1 to 65535, e.g. host:9200") from None
+    try:
+        timeout = float(options.get("timeout", 30))
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout <= 3600:
+        raise ConfigError(f"timeout must be a number of seconds in (0, 3600], got "
+                          f"{options.get('timeout')!r}")
+    if not parts.hostname:
+        raise ConfigError(f"backend URL {redact(target)!r} has no host")
     return ClusterTarget(
-        engine=engine, url=f"{scheme}://{parts.hostname}:{parts.port or 9200}", index=index,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None, api_key=api_key,
+        engine=engine, url=f"{scheme}://{parts.hostname}:{port}", index=index,
+        username=username, password=password, api_key=api_key,
         ca_certs=options.get("ca_certs"), verify_certs=verify,
-        timeout=float(options.get("timeout", 30)), dense=dense,
-        faiss_dir=options.get("faiss_dir"),
+        timeout=timeout, dense=dense, faiss_dir=options.get("faiss_dir"),
     )

@@ -31,7 +31,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
                    "special_tokens_map.json")
 
 
-def bundle(trained: Path, exported: Path, out: Path, metrics: dict | None = None) -> Path:
+def bundle(trained: Path, exported: Path, out: Path, metrics: dict | None = None,
+           robustness: dict | None = None) -> Path:
     onnx = next((f for f in ("model.int8.onnx", "model.onnx") if (exported / f).exists()), None)
     if onnx is None:
         raise ModelError(f"{exported} holds no agreement-checked ONNX model")
@@ -50,6 +51,8 @@ def bundle(trained: Path, exported: Path, out: Path, metrics: dict | None = None
     card["export_agreement"] = json.loads((exported / "agreement.json").read_text())
     if metrics:
         card["evaluation"] = metrics
+    if robustness:
+        card["robustness"] = robustness
     card["files_sha256"] = {f: hashlib.sha256((out / f).read_bytes()).hexdigest() for f in files}
     (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     pin_hashes(card["files_sha256"])
@@ -72,9 +75,12 @@ def main() -> None:
     parser.add_argument("exported", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--metrics", type=Path, help="JSON of measured metrics for the card")
+    parser.add_argument("--robustness", type=Path, help="JSON of benchmarks/robustness.py")
     args = parser.parse_args()
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
-    print(f"bundled into {bundle(args.trained, args.exported, args.out, metrics)}")
+    robustness = json.loads(args.robustness.read_text()) if args.robustness else None
+    out = bundle(args.trained, args.exported, args.out, metrics, robustness)
+    print(f"bundled into {out}; file hashes pinned in {MODEL_FILES}")
 
 
 if __name__ == "__main__":

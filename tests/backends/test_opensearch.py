@@ -130,13 +130,19 @@ class FlakyClient:
     (those items are not sent), and a node that dies after part of a request."""
 
     def __init__(self, real: OpenSearch, reject: dict[str, int], die_after: int | None = None,
-                 permanent: set[str] = frozenset()):
+                 permanent: set[str] = frozenset(), mget_drops: int = 0):
         self.real, self.reject, self.die_after, self.permanent = real, dict(reject), die_after, \
             permanent
-        self.calls = 0
+        self.calls, self.mget_drops = 0, mget_drops
 
     def __getattr__(self, name):
         return getattr(self.real, name)
+
+    def mget(self, **kwargs):
+        if self.mget_drops > 0:  # the node drops for a moment before the bulk
+            self.mget_drops -= 1
+            raise OSConnectionError("N/A", "connection refused", None)
+        return self.real.mget(**kwargs)
 
     def bulk(self, body):
         self.calls += 1
@@ -256,3 +262,42 @@ def test_stored_vectors_round_trip(backend, embedder):
     product = backend.get([asin])[asin].product
     expected = embedder.encode([embedding_text(product)])[0]
     assert np.allclose(backend.vectors([asin])[asin], expected, atol=1e-5)
+
+
+def test_a_dropped_mget_is_retried(osmem_url, tmp_path, embedder):
+    backend, sleeps = flaky_backend(osmem_url, tmp_path, embedder, reject={}, mget_drops=2)
+    summary = index_catalog(RULES_FIXTURE, backend, embedder)
+    assert summary.failed == [] and backend.count() == 36
+    assert sleeps[:2] == [0.5, 1.0]
+
+
+def test_faiss_local_run_killed_before_its_vectors_were_saved_loses_nothing(
+        osmem_url, tmp_path, embedder):
+    url = url_for(osmem_url, tmp_path)
+    products = [p for b in read_catalog(RULES_FIXTURE) for p in b.products]
+    killed = OpenSearchBackend(parse_target(url), embedder.dim, embedder.model_id)
+    vectors = embedder.encode([embedding_text(p) for p in products[:20]])
+    killed.upsert(products[:20], vectors)  # documents reached the cluster ...
+    killed._refresh(killed.write_index)  # ... and are visible; the vector file never saved
+    resumed = OpenSearchBackend(parse_target(url), embedder.dim, embedder.model_id)
+    summary = index_catalog(RULES_FIXTURE, resumed, embedder)
+    assert (summary.indexed, summary.unchanged) == (36, 0)  # the 20 are redone, not "unchanged"
+    ids = [p.parent_asin for p in products]
+    assert set(resumed.vectors(ids)) == set(ids)
+    again = index_catalog(RULES_FIXTURE, OpenSearchBackend(parse_target(url), embedder.dim,
+                                                           embedder.model_id), embedder)
+    assert (again.indexed, again.unchanged) == (0, 36)
+
+
+def test_credentials_with_reserved_characters_are_parsed_and_hidden():
+    url = "opensearch+https://admin:p@ss/w0rd@search.example:9243/shop"
+    target = parse_target(url)
+    assert (target.username, target.password, target.url, target.index) == (
+        "admin", "p@ss/w0rd", "https://search.example:9243", "shop")
+    shown = redact(f"failed: {url} (timeout)")
+    assert "p@ss" not in shown and "w0rd" not in shown and "ss/" not in shown
+    for bad, message in [("opensearch://h:92x0/x", "invalid port"),
+                         ("opensearch://h:9200/x?timeout=soon", "timeout must be a number"),
+                         ("opensearch://h:9200/x?timeout=-1", "timeout must be a number")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_target(bad)
