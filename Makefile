@@ -53,7 +53,7 @@ train-default: install
 	mkdir -p $(TRAIN)
 	$(BIN)/rex-search train-data synth data/esci-sample/catalog.parquet --out $(TRAIN)/synth.parquet
 	$(BIN)/rex-search train --data $(TRAIN)/synth.parquet --out $(TRAIN)/model --loss distributional --max-tokens 64 --epochs 1 --seed 0
-	$(BIN)/rex-search export-onnx $(TRAIN)/model $(TRAIN)/onnx --quantize --fp32-node layer.0/output/dense/
+	$(BIN)/rex-search export-onnx $(TRAIN)/model $(TRAIN)/onnx --quantize --fp32-node layer.0/output/dense/ --fp32-node layer.2/output/dense/
 	$(BIN)/python benchmarks/cv_losses.py --model $(TRAIN)/onnx --runtime onnx-int8 --json $(TRAIN)/dev_eval.json
 	$(BIN)/python benchmarks/robustness.py --model $(TRAIN)/onnx --runtime onnx-int8 --json $(TRAIN)/robustness.json
 	$(BIN)/python -m rex_search.train.bundle $(TRAIN)/model $(TRAIN)/onnx $(RERANKER_DIR) --metrics $(TRAIN)/dev_eval.json --robustness $(TRAIN)/robustness.json

@@ -25,3 +25,7 @@ class ConfigError(RexSearchError):
 
 class QueryError(RexSearchError, ValueError):
     """A query that cannot be searched (empty, too long, not valid Unicode text)."""
+
+
+class FilterError(RexSearchError, ValueError):
+    """A search filter of the wrong type or range (names the filter and what was expected)."""

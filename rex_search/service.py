@@ -20,7 +20,7 @@ from typing import Any
 
 from rex_search.backends.base import Filters
 from rex_search.catalog.schema import Product
-from rex_search.errors import QueryError
+from rex_search.errors import FilterError, QueryError
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.pipelines.query import check_query
 from rex_search.service_metrics import Metrics
@@ -262,11 +262,10 @@ def _filters(raw: Any) -> Filters | None:
     if unknown:
         raise ApiError(422, "invalid_request", f"unknown filter(s) {', '.join(unknown)}; "
                                                f"valid: {', '.join(sorted(allowed))}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     try:
-        return Filters(**values)
-    except TypeError as exc:
-        raise ApiError(422, "invalid_request", f"bad filters: {exc}") from None
+        return Filters(**raw)
+    except FilterError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
 
 
 def _document(i: int, doc: Any, max_chars: int) -> Product:

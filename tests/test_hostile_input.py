@@ -180,3 +180,17 @@ def test_a_model_folder_without_its_tokenizer_is_refused(tmp_path: Path, embedde
     with pytest.raises(ModelError, match="tokenizer of model .* has 5 tokens but the model was "
                                          "built for 30522"):
         load_reranker(str(copy), embedder)
+
+
+def test_filters_are_validated_once_for_every_caller():
+    from rex_search.backends.base import Filters
+    from rex_search.errors import FilterError
+
+    filters = Filters(exclude_brands=["Nike"], brands=("Adidas",))
+    assert filters.exclude_brands == ("Nike",) and hash(filters)  # lists accepted, hashable
+    with pytest.raises(FilterError, match=r"filters.brands must be a list of strings"):
+        Filters(brands="adidas")
+    with pytest.raises(FilterError, match=r"filters.max_price must be a number >= 0"):
+        Filters(max_price=float("inf"))
+    with pytest.raises(FilterError, match=r"filters.in_stock must be true, false or null"):
+        Filters(in_stock="yes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -9,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from rex_search.catalog.schema import Product
+from rex_search.errors import FilterError
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,32 @@ class Filters:
     max_price: float | None = None
     in_stock: bool | None = None  # True: only products known to be in stock
     exclude_out_of_stock: bool = False  # drop products known to be out of stock, keep unknown
+
+    def __post_init__(self) -> None:
+        """Validated once for every caller (Python API, CLI, service): lists become tuples,
+        a bare string is an error (it would be read letter by letter), prices are numbers."""
+        for name in ("brands", "exclude_brands", "categories"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, list | tuple) or not all(
+                    isinstance(v, str) for v in value):
+                raise FilterError(f"filters.{name} must be a list of strings, e.g. "
+                                  f'["Nike"], got {value!r:.60}')
+            object.__setattr__(self, name, tuple(value))
+        for name in ("min_price", "max_price"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, int | float) or not math.isfinite(value) or value < 0):
+                raise FilterError(f"filters.{name} must be a number >= 0 or null, "
+                                  f"got {value!r:.60}")
+        if self.min_price is not None and self.max_price is not None \
+                and self.min_price > self.max_price:
+            raise FilterError(f"filters.min_price ({self.min_price}) is above max_price "
+                              f"({self.max_price})")
+        if self.in_stock is not None and not isinstance(self.in_stock, bool):
+            raise FilterError(f"filters.in_stock must be true, false or null, got "
+                              f"{self.in_stock!r:.60}")
+        if not isinstance(self.exclude_out_of_stock, bool):
+            raise FilterError("filters.exclude_out_of_stock must be true or false")
 
     def is_empty(self) -> bool:
         return self == Filters()

@@ -58,7 +58,7 @@ def test_the_model_card_states_what_was_trained_and_measured():
     rankers = card["evaluation"]["rankers"]
     ndcg5 = {name: r["metrics"]["ndcg@5"]["mean"] for name, r in rankers.items()}
     assert ndcg5["rerank"] > ndcg5["bm25"] and ndcg5["rerank"] > ndcg5["dense"]
-    assert (CARD.parent / card["runtime_file"]).stat().st_size < 26e6
+    assert (CARD.parent / card["runtime_file"]).stat().st_size < 28e6
 
 
 @pytest.mark.slow
