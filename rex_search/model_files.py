@@ -17,7 +17,7 @@ _MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9
 # files it describes would otherwise vouch for anything. `rex_search.train.bundle` prints the
 # new values when the default reranker is rebuilt.
 BUNDLED_RERANKER_SHA256 = {
-    "model.int8.onnx": "c2c618abd356d7134b4305429842b58a5156e9d0c09e58851d3b59cc5883bc46",
+    "model.int8.onnx": "c796c2af7c56bee2a31e34a6a5111a3de6e06ac834ed4f0de93eb20890a048e9",
     "config.json": "9a20bf30860710f4f785a89a9edae5eaba91fb97c21b1419a24c72c7a2516bfe",
     "tokenizer.json": "f17212c38517cfedc9306b57eeffbaf58c4976fcb42e5a87b405f36a7b9a9eb2",
     "tokenizer_config.json": "0c300d9500eab2162f4266fa387a219fe81461e93af11acec6f97415d77e544d",
