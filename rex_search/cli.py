@@ -109,8 +109,9 @@ def index(ctx: click.Context, catalog: Path | None, index: str | None, reindex: 
         click.echo(
             f"{catalog}: {summary.rows_read} rows read, {summary.indexed} indexed, "
             f"{summary.unchanged} unchanged, {summary.rejected} rejected, "
-            f"{summary.duplicates} duplicate ids (the later row kept), "
-            f"{len(summary.failed)} failed ({summary.seconds:.1f} s) -> {where}"
+            + (f"{summary.duplicates} duplicate ids (the later row kept), "
+               if summary.duplicates else "")
+            + f"{len(summary.failed)} failed ({summary.seconds:.1f} s) -> {where}"
         )
         for asin, reason in summary.failed[:20]:
             click.echo(f"  failed {asin}: {reason}")

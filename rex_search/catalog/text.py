@@ -10,7 +10,9 @@ from __future__ import annotations
 import html
 import re
 
-_TAG = re.compile(r"<[^<>]{0,500}>")  # bounded: no backtracking blow-up on a stray '<'
+# A tag starts with a letter, "/" or "!" right after "<" ("3 < 5" is text, not markup); bounded
+# length, so a stray "<" cannot make the scan quadratic.
+_TAG = re.compile(r"</?[A-Za-z!][^<>]{0,500}>")
 _SPACE = re.compile(r"\s+")
 
 
