@@ -194,3 +194,16 @@ def test_filters_are_validated_once_for_every_caller():
         Filters(max_price=float("inf"))
     with pytest.raises(FilterError, match=r"filters.in_stock must be true, false or null"):
         Filters(in_stock="yes")
+
+
+def test_catalog_text_cannot_drive_the_terminal(tmp_path: Path):
+    catalog = tmp_path / "c.jsonl"
+    catalog.write_text(json.dumps({"parent_asin": "A", "title": "Mug \x1b]0;pwned\x07 blue",
+                                   "store": "Acme\x1b[31m"}) + "\n")
+    runner = CliRunner()
+    index = str(tmp_path / "ix")
+    assert runner.invoke(cli, ["index", str(catalog), "--index", index]).exit_code == 0
+    shown = runner.invoke(cli, ["query", "mug", "--index", index, "--reranker",
+                                "embedding-cosine"])
+    assert shown.exit_code == 0, shown.output
+    assert "\x1b" not in shown.output and "\\x1b]0;pwned\\x07" in shown.output
