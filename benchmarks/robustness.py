@@ -56,12 +56,10 @@ def row(name: str, report: EvalReport) -> dict:
         out[r.name] = {m: vars(i) for m, i in r.summary.items()}
     for metric in ("ndcg@10", "ndcg@5"):
         best = max(("dense", "fused"), key=lambda n: out[n][metric]["mean"])
-        comparison = next(c for a, b, m, c in report.comparisons
-                          if m == metric and {a, b} == {best, "default"})
-        sign = 1 if next(a for a, b, m, c in report.comparisons
-                         if m == metric and {a, b} == {best, "default"}) == "default" else -1
-        out[f"default-best {metric}"] = {"vs": best, "diff": sign * comparison.diff,
-                                         "p": comparison.p_value}
+        a, c = next((a, c) for a, b, m, c in report.comparisons
+                    if m == metric and {a, b} == {best, "default"})
+        diff = c.diff if a == "default" else -c.diff  # comparisons are A - B in report order
+        out[f"default-best {metric}"] = {"vs": best, "diff": diff, "p": c.p_value}
     return out
 
 

@@ -595,7 +595,7 @@ def _index_context(config: Config):
     """(known brands, product lookup) from the configured index, when there is one: the
     ``pipeline`` ranker then understands brands and sees full records, as a search does."""
     from rex_search.backends.open import index_exists, open_backend
-    from rex_search.pipelines.query import KnownBrands
+    from rex_search.query import KnownBrands
 
     if not index_exists(config.index.path):
         click.echo(f"note: no index at {config.index.path}: the pipeline ranker knows no brands "

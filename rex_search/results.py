@@ -14,6 +14,14 @@ class SourceHit:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    parent_asin: str
+    fused_rank: int  # 1-based
+    fused_score: float
+    sources: dict[str, SourceHit]
+
+
+@dataclass(frozen=True)
 class RuleEffect:
     """What one business rule did to one product (e.g. demoted from rank 3 to 9)."""
 

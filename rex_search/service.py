@@ -20,9 +20,10 @@ from typing import Any
 
 from rex_search.backends.base import Filters
 from rex_search.catalog.schema import Product
+from rex_search.catalog.text import lone_surrogate_at
 from rex_search.errors import FilterError, QueryError
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.pipelines.query import check_query
+from rex_search.query import check_query
 from rex_search.service_metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -284,7 +285,7 @@ def _document(i: int, doc: Any, max_chars: int) -> Product:
         raise ApiError(422, "invalid_request", f"documents[{i}] is over {max_chars} characters")
     if not title.strip():
         raise ApiError(422, "invalid_request", f"documents[{i}] is empty")
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in title + body):
+    if lone_surrogate_at(title + body) is not None:
         raise ApiError(422, "invalid_request", f"documents[{i}] is not valid Unicode text "
                                                "(a lone surrogate)")
     return Product(parent_asin=doc_id, title=title, description=body)

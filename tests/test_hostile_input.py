@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from rex_search.catalog.reader import read_catalog
 from rex_search.cli import cli
 from rex_search.errors import ModelError, QueryError
-from rex_search.pipelines.query import check_query, parse_query
+from rex_search.query import check_query, parse_query
 
 
 def test_a_zero_denominator_is_not_a_size():

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from rex_search.catalog.schema import Product
+from rex_search.catalog.schema import Product, StockRecord
 from rex_search.errors import FilterError
 
 
@@ -70,14 +70,6 @@ class IndexedProduct:
     product: Product
     in_stock: bool | None = None
     quantity: int | None = None
-
-
-@dataclass(frozen=True)
-class StockRecord:
-    parent_asin: str
-    in_stock: bool
-    quantity: int | None = None
-    price: float | None = None
 
 
 class Backend(Protocol):

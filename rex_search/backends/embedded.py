@@ -385,7 +385,7 @@ class EmbeddedBackend:
 
     def count(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM products").fetchone()[0])
+            return self._stored_count()
 
     def get(self, ids: Sequence[str]) -> dict[str, IndexedProduct]:
         with self._lock:

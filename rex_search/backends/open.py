@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rex_search.backends.connection import is_cluster_url, parse_target
 from rex_search.backends.embedded import EmbeddedBackend
+
+if TYPE_CHECKING:  # only its type: the embedder lives above the backends
+    from rex_search.indexer.embed import Embedder
+
 from rex_search.errors import ConfigError
-from rex_search.indexer.embed import Embedder
 
 
 def open_backend(target: str | Path, embedder: Embedder | None = None,

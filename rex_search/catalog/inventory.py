@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from rex_search.backends.base import StockRecord
 from rex_search.catalog.reader import RejectedRow
+from rex_search.catalog.schema import StockRecord
 from rex_search.errors import CatalogError
 
 _TRUE = {"true", "1", "yes", "y", "t", "in_stock", "instock"}

@@ -20,6 +20,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from rex_search.catalog.schema import REQUIRED_COLUMNS, Product
+from rex_search.catalog.text import lone_surrogate_at
 from rex_search.errors import CatalogError
 
 FORMATS = {
@@ -217,7 +218,7 @@ def _type_name(value: Any) -> str:
 
 def _valid_unicode(name: str, value: str) -> str:
     """JSON may carry lone surrogates (\\ud800) that no UTF-8 store can hold."""
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+    if lone_surrogate_at(value) is not None:
         raise _BadField(name, "not valid Unicode text (a lone surrogate such as \\ud800)")
     return value
 

@@ -83,3 +83,13 @@ def embedding_text(product: Product, max_chars: int = 300) -> str:
 def brand_key(brand: str | None) -> str:
     """Case- and punctuation-insensitive brand key: "HP Inc." -> "hpinc"."""
     return "".join(ch for ch in (brand or "").lower() if ch.isalnum())
+
+
+@dataclass(frozen=True)
+class StockRecord:
+    """One row of a stock/price feed (`rex-search inventory update`)."""
+
+    parent_asin: str
+    in_stock: bool
+    quantity: int | None = None
+    price: float | None = None

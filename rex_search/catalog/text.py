@@ -23,3 +23,9 @@ def plain_text(text: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     return _SPACE.sub(" ", text).strip()
+
+
+def lone_surrogate_at(text: str) -> int | None:
+    """Index of the first lone surrogate (``\\ud800`` from JSON, an undecodable byte from the
+    command line), or None: such text cannot be stored, tokenized or hashed as UTF-8."""
+    return next((i for i, ch in enumerate(text) if 0xD800 <= ord(ch) <= 0xDFFF), None)

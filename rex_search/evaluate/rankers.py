@@ -21,11 +21,13 @@ from rex_search.backends.base import IndexedProduct, ScoredId
 from rex_search.catalog.schema import embedding_text
 from rex_search.config import DEFAULT_COMBINE, RerankConfig
 from rex_search.evaluate.judgments import JudgedDoc
-from rex_search.pipelines.fusion import Candidate, fuse
-from rex_search.pipelines.query import KnownBrands, parse_query
+from rex_search.pipelines.fusion import fuse
 from rex_search.pipelines.rank import rank_candidates
+from rex_search.query import KnownBrands, parse_query
 from rex_search.rerank.base import Reranker
 from rex_search.rerank.combine import combine, is_rerank_only
+from rex_search.rerank.cosine import EmbeddingCosineReranker
+from rex_search.results import Candidate
 from rex_search.rules.base import Ranked, Rule, RuleContext
 
 RANKERS = ("random", "bm25", "dense", "fused", "rerank", "pipeline")
@@ -180,7 +182,7 @@ class PipelineRanker:
                  config: RerankConfig | None = None, known_brands: KnownBrands | None = None,
                  catalog=None) -> None:
         self._fused = FusedRanker(embedder)
-        self._embedder = embedder
+        self._cosine = EmbeddingCosineReranker(embedder)  # the `dense` signal
         self._reranker, self._rules = reranker, tuple(rules)
         self._config = config or RerankConfig()
         self._brands, self._catalog = known_brands, catalog
@@ -193,12 +195,11 @@ class PipelineRanker:
         ranked = [Ranked(c, items[c.parent_asin], c.fused_score)
                   for c in sorted(fused.values(), key=lambda c: c.fused_rank)]
         parsed = parse_query(query, self._brands)
-        vector = self._embedder.encode([parsed.text])[0]
+        cosine = self._cosine
         outcome = rank_candidates(
             parsed.text, ranked, self._reranker, self._config, self._rules,
             RuleContext(query=query, parsed=parsed),
-            dense=lambda window: [float(v @ vector) for v in self._embedder.encode(
-                [embedding_text(r.item.product) for r in window])])
+            dense=lambda window: cosine.score(parsed.text, [r.item.product for r in window]))
         position = {r.parent_asin: len(outcome.ranked) - i for i, r in enumerate(outcome.ranked)}
         return [float(position.get(d.parent_asin, -1)) for d in docs]
 
@@ -234,7 +235,5 @@ def _share(reranker: Reranker | None, cached) -> Reranker:
     if reranker is None:
         raise ValueError("the rerank and pipeline rankers need a reranker")
     if reranker.kind == "embedding-cosine":
-        from rex_search.rerank.cosine import EmbeddingCosineReranker
-
         return EmbeddingCosineReranker(cached)
     return reranker

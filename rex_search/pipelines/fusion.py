@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from rex_search.backends.base import ScoredId
-from rex_search.results import SourceHit
+from rex_search.results import Candidate, SourceHit
 
 FusionMethod = Literal["rrf", "weighted"]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    parent_asin: str
-    fused_rank: int  # 1-based
-    fused_score: float
-    sources: dict[str, SourceHit]
 
 
 def fuse(lists: Mapping[str, Sequence[ScoredId]], method: FusionMethod = "rrf", rrf_k: int = 60,

@@ -16,19 +16,19 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from rex_search.backends.base import Backend, Filters
-from rex_search.catalog.schema import embedding_text
 from rex_search.config import Config, RerankConfig, RetrievalConfig, RulesConfig
 from rex_search.indexer.embed import Embedder
-from rex_search.pipelines.query import (
+from rex_search.pipelines.rank import rank_candidates
+from rex_search.pipelines.retrieve import retrieve
+from rex_search.query import (
     GENERIC_BRANDS,
     KnownBrands,
     ParsedQuery,
     check_query,
     parse_query,
 )
-from rex_search.pipelines.rank import rank_candidates
-from rex_search.pipelines.retrieve import retrieve
 from rex_search.rerank.base import Reranker, load_reranker
+from rex_search.rerank.cosine import EmbeddingCosineReranker
 from rex_search.results import Explanation, Hit, RuleEffect, SearchResult
 from rex_search.rules.base import Ranked, RuleContext
 from rex_search.rules.build import build_rules
@@ -65,6 +65,7 @@ class SearchPipeline:
         self.rerank_config = rerank or RerankConfig()
         self.rules_config = rules or RulesConfig()
         self.rules = build_rules(self.rules_config)
+        self._cosine = EmbeddingCosineReranker(embedder)  # the `dense` signal of [rerank] combine
         self._cache: OrderedDict[tuple, _Ranking] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -160,7 +161,8 @@ class SearchPipeline:
                               fetch=self.backend.get)
         outcome = rank_candidates(
             parsed.text, ranked, self.reranker if rerank else None, self.rerank_config,
-            self.rules, context, dense=lambda window: self._cosines(vector, window),
+            self.rules, context, dense=lambda window: self._cosine.score(
+                parsed.text, [r.item.product for r in window], self._stored_vectors(window)),
             deadline=deadline, vectors=self._stored_vectors)
         timings.update(outcome.timings_ms)
         return _Ranking(parsed, outcome.ranked, outcome.removed, outcome.reranked, timings,
@@ -169,18 +171,6 @@ class SearchPipeline:
     def _stored_vectors(self, window: list[Ranked]) -> list:
         stored = self.backend.vectors([r.parent_asin for r in window])
         return [stored.get(r.parent_asin) for r in window]
-
-    def _cosines(self, query_vector, window: list[Ranked]) -> list[float]:
-        """Embedding cosine of each candidate (stored vectors; embedded if missing)."""
-        known = self._stored_vectors(window)
-        missing = [i for i, v in enumerate(known) if v is None]
-        if missing:
-            fresh = self.embedder.encode([embedding_text(window[i].item.product)
-                                          for i in missing])
-            for i, v in zip(missing, fresh, strict=True):
-                known[i] = v
-        return [float(v @ query_vector) for v in known]
-
 
     def _pushdown(self, filters: Filters, parsed: ParsedQuery) -> Filters:
         """Merge the caller's filters with what the query and configuration demand."""

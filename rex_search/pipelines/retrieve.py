@@ -9,7 +9,8 @@ import numpy as np
 
 from rex_search.backends.base import Backend, Filters
 from rex_search.config import RetrievalConfig
-from rex_search.pipelines.fusion import Candidate, fuse
+from rex_search.pipelines.fusion import fuse
+from rex_search.results import Candidate
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ from typing import Protocol
 import numpy as np
 
 from rex_search.backends.base import IndexedProduct
-from rex_search.pipelines.fusion import Candidate
-from rex_search.pipelines.query import ParsedQuery
-from rex_search.results import RuleEffect
+from rex_search.query import ParsedQuery
+from rex_search.results import Candidate, RuleEffect
 
 
 @dataclass

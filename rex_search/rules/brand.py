@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rex_search.catalog.schema import brand_key
-from rex_search.pipelines.query import GENERIC_BRANDS
+from rex_search.query import GENERIC_BRANDS
 from rex_search.results import RuleEffect
 from rex_search.rules.base import Ranked, RuleContext, RuleOutcome, reorder
 

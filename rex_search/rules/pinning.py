@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from rex_search.pipelines.fusion import Candidate
-from rex_search.results import RuleEffect
+from rex_search.results import Candidate, RuleEffect
 from rex_search.rules.base import Ranked, RuleContext, RuleOutcome
 
 

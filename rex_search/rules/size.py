@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rex_search.pipelines.query import _SIZE, Size, _size
+from rex_search.query import _SIZE, Size, _size
 from rex_search.rules.base import Ranked, RuleContext, RuleOutcome, reorder
 
 

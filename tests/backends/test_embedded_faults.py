@@ -158,7 +158,7 @@ def fuzz_index(tmp_path_factory):
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_bm25_and_query_understanding_take_any_unicode(fuzz_index, text):
-    from rex_search.pipelines.query import parse_query
+    from rex_search.query import parse_query
 
     fuzz_index.bm25(text, 5)
     parsed = parse_query(text)

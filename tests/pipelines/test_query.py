@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rex_search.pipelines.query import KnownBrands, parse_query
+from rex_search.query import KnownBrands, parse_query
 
 BRANDS = KnownBrands.from_names([
     "Nike", "Apple", "Anker", "HP", "HP Inc.", "Sony", "Dell", "Samsung", "Under Armour", "Now",

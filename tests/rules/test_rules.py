@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rex_search.backends.base import IndexedProduct
 from rex_search.catalog.schema import Product
-from rex_search.pipelines.fusion import Candidate
-from rex_search.pipelines.query import KnownBrands, parse_query
+from rex_search.query import KnownBrands, parse_query
+from rex_search.results import Candidate
 from rex_search.rules.availability import Availability
 from rex_search.rules.base import Ranked, RuleContext
 from rex_search.rules.brand import BrandExclusion, BrandPreference

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rex_search.catalog.schema import brand_key
+from rex_search.catalog.text import lone_surrogate_at
 from rex_search.errors import QueryError
 
 # Words that happen to be brand names in real catalogs ("Now", "At", "Gap") but are far more
@@ -146,7 +147,7 @@ def check_query(raw: object, max_chars: int = MAX_QUERY_CHARS) -> str:
         raise QueryError(f"the query must be a non-empty string, got {raw!r:.40}")
     if len(raw) > max_chars:
         raise QueryError(f"the query is {len(raw)} characters; at most {max_chars} are accepted")
-    bad = next((i for i, ch in enumerate(raw) if 0xD800 <= ord(ch) <= 0xDFFF), None)
+    bad = lone_surrogate_at(raw)
     if bad is not None:
         raise QueryError(f"the query is not valid Unicode text (a lone surrogate or undecodable "
                          f"byte at character {bad})")
