@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INDEX ?= rex-index
 
-.PHONY: install demo test test-slow lint bench browser serve clean train-default robustness
+.PHONY: install demo test test-slow lint bench browser serve clean train-default robustness opensearch
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,12 @@ robustness: install
 # Debian's Chromium for the browser test (tests/test_service_browser.py skips without it).
 browser:
 	command -v chromium || (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium))
+
+# A real OpenSearch node (version and plugins in tests/opensearch_node.py), assembled from Maven
+# Central into .cache/opensearch on first use; runs in the foreground until Ctrl-C.
+OPENSEARCH_PORT ?= 9200
+opensearch: install
+	$(BIN)/python -m tests.opensearch_node start --port $(OPENSEARCH_PORT)
 
 serve: install
 	$(BIN)/rex-search serve --index $(INDEX)

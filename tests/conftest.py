@@ -7,8 +7,10 @@ Tests that write to an index get their own copy.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import tempfile
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -93,3 +95,25 @@ def osmem_server():
     server.close()
     if server.process.stdout is not None:
         server.process.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def opensearch_node():
+    """A real OpenSearch node assembled from Maven Central (tests/opensearch_node.py), started
+    once per session and stopped at its end. Skips, saying why, where Java or Maven are missing
+    -- unless REX_REQUIRE_OPENSEARCH=1 (set by .ci/run), where that is a failure."""
+    from tests.opensearch_node import NodeError, OpenSearchNode, assemble
+
+    # Not pytest's tmp_path: its folders are private to root, and as root the node runs as
+    # an unprivileged user that must reach its run folder.
+    run_dir = Path(tempfile.mkdtemp(prefix="rex-opensearch-"))
+    try:
+        node = OpenSearchNode(assemble(), run_dir)
+        node.start()
+    except NodeError as exc:
+        if os.environ.get("REX_REQUIRE_OPENSEARCH") == "1":
+            pytest.fail(f"no OpenSearch node: {exc}")
+        pytest.skip(f"no OpenSearch node (needs Java and Maven Central): {exc}")
+    yield node
+    node.stop()
+    shutil.rmtree(run_dir, ignore_errors=True)

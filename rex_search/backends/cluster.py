@@ -210,8 +210,8 @@ class ClusterBackend:
                                f"{redact(str(exc))}") from None
 
     def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """A read-only call (mget), retried on connection errors with the bulk path's capped
-        backoff: a node that drops for a moment must not end an indexing run."""
+        """An idempotent call (mget, refresh), retried on connection errors with the bulk
+        path's capped backoff: a node that drops or restarts must not end an indexing run."""
         for attempt in range(self.max_retries + 1):
             try:
                 return fn(*args)
@@ -327,7 +327,7 @@ class ClusterBackend:
         if self.local is not None:
             self.local.save()
             self._confirm_hashes()
-        self._call(self._refresh, self.write_index)
+        self._read(self._refresh, self.write_index)
         self._generation += 1
 
     def _confirm_hashes(self) -> None:

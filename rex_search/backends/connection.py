@@ -7,7 +7,9 @@
 Query options: ``ca_certs=PATH`` (CA bundle), ``verify_certs=false`` (disables verification,
 with a warning), ``timeout=SECONDS`` (default 30), ``dense=knn|faiss-local``,
 ``faiss_dir=PATH`` (where faiss-local keeps its file; default ./rex-vectors/<index>),
-``api_key_env=NAME`` (read an API key from that environment variable, never from the URL).
+``api_key_env=NAME`` (read an API key from that environment variable, never from the URL),
+``knn_engine=faiss|lucene`` (OpenSearch's k-NN engine for new indexes; default faiss, lucene
+where the k-NN plugin has no native libraries, e.g. a node assembled from Maven Central).
 Credentials are never logged or printed: use `redact` on anything that shows a URL.
 """
 
@@ -23,7 +25,9 @@ from rex_search.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 ENGINES = ("opensearch", "elasticsearch")
-_OPTIONS = ("ca_certs", "verify_certs", "timeout", "dense", "faiss_dir", "api_key_env")
+_OPTIONS = ("ca_certs", "verify_certs", "timeout", "dense", "faiss_dir", "api_key_env",
+            "knn_engine")
+KNN_ENGINES = ("faiss", "lucene")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class ClusterTarget:
     timeout: float = 30.0
     dense: str = "knn"
     faiss_dir: str | None = None
+    knn_engine: str = "faiss"
 
     def __repr__(self) -> str:  # never show secrets, even in tracebacks
         return f"ClusterTarget({self.engine}, {self.url}/{self.index})"
@@ -99,6 +104,10 @@ def parse_target(target: str) -> ClusterTarget:
     dense = options.get("dense", "knn")
     if dense not in ("knn", "faiss-local"):
         raise ConfigError(f"dense must be 'knn' or 'faiss-local', got {dense!r}")
+    knn_engine = options.get("knn_engine", "faiss")
+    if knn_engine not in KNN_ENGINES:
+        raise ConfigError(f"knn_engine must be one of {', '.join(KNN_ENGINES)}, got "
+                          f"{knn_engine!r}")
     scheme = "https" if tls == "https" else "http"
     try:
         port = parts.port or 9200
@@ -119,4 +128,5 @@ def parse_target(target: str) -> ClusterTarget:
         username=username, password=password, api_key=api_key,
         ca_certs=options.get("ca_certs"), verify_certs=verify,
         timeout=timeout, dense=dense, faiss_dir=options.get("faiss_dir"),
+        knn_engine=knn_engine,
     )

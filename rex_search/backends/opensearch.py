@@ -1,5 +1,6 @@
 """OpenSearch backend (opensearch-py): BM25 via multi_match, dense via the k-NN plugin
-(``knn_vector``, HNSW, faiss engine, inner product, efficient filtering) or faiss-local."""
+(``knn_vector``, HNSW, faiss engine or lucene, inner product, efficient filtering) or
+faiss-local."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ class OpenSearchBackend(ClusterBackend):
 
     def _vector_mapping(self, dim: int) -> dict[str, Any]:
         return {"type": "knn_vector", "dimension": dim,
-                "method": {"name": "hnsw", "engine": "faiss", "space_type": "innerproduct",
+                "method": {"name": "hnsw", "engine": self.target.knn_engine,
+                           "space_type": "innerproduct",
                            "parameters": {"m": 16, "ef_construction": 128}}}
 
     def _knn_settings(self, settings: dict[str, Any]) -> dict[str, Any]:

@@ -53,12 +53,15 @@ def test_filter_clauses_cover_every_filter():
 @pytest.mark.parametrize("cls", [OpenSearchBackend, ElasticsearchBackend])
 def test_knn_bodies_push_filters_into_the_vector_search(cls):
     backend = cls.__new__(cls)  # body builders only: no connection
+    backend.target = parse_target(f"{cls.engine}://h:9200/x")
     body = backend._knn_body([0.1, 0.2], 10, Filters(exclude_brands=("Apple",)))
     text = json.dumps(body)
     assert '"must_not": [{"terms": {"brand_key": ["apple"]}}]' in text
     if cls is OpenSearchBackend:
         assert body["query"]["knn"]["embedding"]["k"] == 10
         assert backend._vector_mapping(384)["method"]["engine"] == "faiss"
+        backend.target = parse_target("opensearch://h:9200/x?knn_engine=lucene")
+        assert backend._vector_mapping(384)["method"]["engine"] == "lucene"
     else:
         assert body["knn"]["num_candidates"] == 100
         assert backend._vector_mapping(384)["similarity"] == "dot_product"

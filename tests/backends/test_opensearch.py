@@ -1,6 +1,8 @@
-"""OpenSearch backend against osmem-server (an OpenSearch-API emulator, real HTTP, real
-opensearch-py client). osmem has no k-NN queries, so dense retrieval here is faiss-local; the
-k-NN plugin path is covered by tests/backends/test_real_cluster.py against a real cluster."""
+"""The OpenSearch backend suite, run twice: against a real OpenSearch node assembled from
+Maven Central (tests/opensearch_node.py; dense retrieval through the k-NN plugin, lucene
+engine) and against osmem-server (an in-process API emulator, fast; no k-NN queries, so
+dense is faiss-local there). Where the two disagree, OpenSearch is right.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +10,14 @@ import json
 import re
 import subprocess
 import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
@@ -28,9 +35,28 @@ from tests.conftest import RULES_FIXTURE
 pytestmark = pytest.mark.opensearch
 
 
-def url_for(osmem_url: str, tmp_path: Path, index: str = "products") -> str:
-    host = osmem_url.split("://", 1)[1]
-    return f"opensearch://{host}/{index}?dense=faiss-local&faiss_dir={tmp_path / 'vectors'}"
+@dataclass
+class Server:
+    """Where a test's index lives: osmem (a clone per test) or the session's real node (a
+    fresh index name per test)."""
+
+    kind: str
+    host: str  # host:port
+    suffix: str = ""
+
+    def url(self, tmp_path: Path, index: str = "products") -> str:
+        if self.kind == "opensearch":
+            return f"opensearch://{self.host}/{index}{self.suffix}?knn_engine=lucene"
+        return (f"opensearch://{self.host}/{index}?dense=faiss-local"
+                f"&faiss_dir={tmp_path / 'vectors'}")
+
+
+@pytest.fixture(params=["opensearch", "osmem"])
+def server(request) -> Server:
+    if request.param == "opensearch":
+        node = request.getfixturevalue("opensearch_node")
+        return Server("opensearch", f"127.0.0.1:{node.port}", f"-{uuid.uuid4().hex[:8]}")
+    return Server("osmem", request.getfixturevalue("osmem_url").split("://", 1)[1])
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -38,8 +64,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
                            *args], capture_output=True, text=True)
 
 
-def test_index_and_query_end_to_end_from_the_cli(osmem_url: str, tmp_path: Path):
-    url = url_for(osmem_url, tmp_path)
+def test_index_and_query_end_to_end_from_the_cli(server: Server, tmp_path: Path):
+    url = server.url(tmp_path)
     first = cli("index", str(RULES_FIXTURE), "--index", url)
     assert first.returncode == 0, first.stderr
     assert "36 rows read, 36 indexed, 0 unchanged, 0 rejected, 0 failed" in first.stdout
@@ -55,8 +81,8 @@ def test_index_and_query_end_to_end_from_the_cli(osmem_url: str, tmp_path: Path)
 
 
 @pytest.fixture
-def backend(osmem_url: str, tmp_path: Path, embedder):
-    backend = OpenSearchBackend(parse_target(url_for(osmem_url, tmp_path)), embedder.dim,
+def backend(server: Server, tmp_path: Path, embedder):
+    backend = OpenSearchBackend(parse_target(server.url(tmp_path)), embedder.dim,
                                 embedder.model_id)
     index_catalog(RULES_FIXTURE, backend, embedder)
     yield backend
@@ -87,27 +113,27 @@ def test_user_text_is_never_query_syntax(backend):
 
 def test_inventory_partial_update_without_reembedding(backend):
     asin = backend.bm25("running shoe", 1)[0].parent_asin
-    before = backend.local.ntotal
+    vectors_before = backend.vectors([asin])[asin]
     unknown = backend.update_inventory([StockRecord(asin, False, 0, 9.99),
                                         StockRecord("NOT-THERE", True, 1)])
     assert unknown == ["NOT-THERE"]
     item = backend.get([asin])[asin]
     assert (item.in_stock, item.quantity, item.product.price) == (False, 0, 9.99)
-    assert backend.local.ntotal == before
+    assert np.array_equal(backend.vectors([asin])[asin], vectors_before)  # not re-embedded
     assert asin not in [h.parent_asin for h in backend.bm25(
         "running shoe", 20, Filters(exclude_out_of_stock=True))]
     # Re-indexing the catalog keeps the stock state (content unchanged -> skipped).
     assert backend.get([asin])[asin].in_stock is False
 
 
-def test_full_reindex_swaps_the_alias_atomically(osmem_url: str, tmp_path: Path, embedder):
-    url = url_for(osmem_url, tmp_path)
+def test_full_reindex_swaps_the_alias_atomically(server: Server, tmp_path: Path, embedder):
+    url = server.url(tmp_path)
     first = OpenSearchBackend(parse_target(url), embedder.dim, embedder.model_id)
     index_catalog(RULES_FIXTURE, first, embedder)
     old = first.info()["indices"]
     rebuild = OpenSearchBackend(parse_target(url), embedder.dim, embedder.model_id,
                                 reindex=True)
-    assert rebuild.write_index != "products"
+    assert rebuild.write_index != rebuild.alias
     assert first.count() == 36  # searches still see the old index while the new one builds
     index_catalog(RULES_FIXTURE, rebuild, embedder)
     new = rebuild.info()["indices"]
@@ -116,9 +142,9 @@ def test_full_reindex_swaps_the_alias_atomically(osmem_url: str, tmp_path: Path,
     assert rebuild.knn(embedder.encode(["laptop bag"])[0], 3)
 
 
-def test_model_mismatch_and_missing_index(osmem_url: str, tmp_path: Path, embedder):
-    url = url_for(osmem_url, tmp_path)
-    with pytest.raises(BackendError, match="no index opensearch://.*/products: build one first"):
+def test_model_mismatch_and_missing_index(server: Server, tmp_path: Path, embedder):
+    url = server.url(tmp_path)
+    with pytest.raises(BackendError, match="no index opensearch://.*/products.*: build one first"):
         OpenSearchBackend(parse_target(url))
     OpenSearchBackend(parse_target(url), embedder.dim, embedder.model_id)
     with pytest.raises(BackendError, match="was embedded with 'all-MiniLM-L6-v2', not 'other'"):
@@ -177,8 +203,8 @@ class FlakyClient:
         return {"errors": True, "items": items}
 
 
-def flaky_backend(osmem_url, tmp_path, embedder, **faults):
-    target = parse_target(url_for(osmem_url, tmp_path))
+def flaky_backend(server: Server, tmp_path, embedder, **faults):
+    target = parse_target(server.url(tmp_path))
     real = OpenSearch(hosts=[target.url])
     sleeps: list[float] = []
     backend = OpenSearchBackend(target, embedder.dim, embedder.model_id, chunk_size=10,
@@ -191,10 +217,10 @@ def fixture_ids() -> list[str]:
     return [p.parent_asin for b in read_catalog(RULES_FIXTURE) for p in b.products]
 
 
-def test_429_bursts_are_retried_with_capped_backoff_and_nothing_is_lost(osmem_url, tmp_path,
+def test_429_bursts_are_retried_with_capped_backoff_and_nothing_is_lost(server, tmp_path,
                                                                         embedder):
     ids = fixture_ids()
-    backend, sleeps = flaky_backend(osmem_url, tmp_path, embedder,
+    backend, sleeps = flaky_backend(server, tmp_path, embedder,
                                     reject={ids[0]: 3, ids[5]: 1, ids[20]: 2})
     summary = index_catalog(RULES_FIXTURE, backend, embedder)
     assert summary.failed == [] and summary.indexed == 36
@@ -203,17 +229,17 @@ def test_429_bursts_are_retried_with_capped_backoff_and_nothing_is_lost(osmem_ur
     backend.close()
 
 
-def test_a_node_dying_mid_bulk_loses_and_duplicates_nothing(osmem_url, tmp_path, embedder):
-    backend, sleeps = flaky_backend(osmem_url, tmp_path, embedder, reject={}, die_after=4)
+def test_a_node_dying_mid_bulk_loses_and_duplicates_nothing(server, tmp_path, embedder):
+    backend, sleeps = flaky_backend(server, tmp_path, embedder, reject={}, die_after=4)
     summary = index_catalog(RULES_FIXTURE, backend, embedder)
     assert summary.failed == [] and backend.count() == 36
     assert sleeps == [0.5]
     assert set(backend.get(fixture_ids())) == set(fixture_ids())
 
 
-def test_permanent_failures_are_reported_per_document(osmem_url, tmp_path, embedder):
+def test_permanent_failures_are_reported_per_document(server, tmp_path, embedder):
     ids = fixture_ids()
-    backend, _ = flaky_backend(osmem_url, tmp_path, embedder, reject={ids[1]: 99},
+    backend, _ = flaky_backend(server, tmp_path, embedder, reject={ids[1]: 99},
                                permanent={ids[2]})
     summary = index_catalog(RULES_FIXTURE, backend, embedder)
     assert sorted(summary.failed) == sorted([
@@ -264,8 +290,8 @@ def test_stored_vectors_round_trip(backend, embedder):
     assert np.allclose(backend.vectors([asin])[asin], expected, atol=1e-5)
 
 
-def test_a_dropped_mget_is_retried(osmem_url, tmp_path, embedder):
-    backend, sleeps = flaky_backend(osmem_url, tmp_path, embedder, reject={}, mget_drops=2)
+def test_a_dropped_mget_is_retried(server, tmp_path, embedder):
+    backend, sleeps = flaky_backend(server, tmp_path, embedder, reject={}, mget_drops=2)
     summary = index_catalog(RULES_FIXTURE, backend, embedder)
     assert summary.failed == [] and backend.count() == 36
     assert sleeps[:2] == [0.5, 1.0]
@@ -273,7 +299,7 @@ def test_a_dropped_mget_is_retried(osmem_url, tmp_path, embedder):
 
 def test_faiss_local_run_killed_before_its_vectors_were_saved_loses_nothing(
         osmem_url, tmp_path, embedder):
-    url = url_for(osmem_url, tmp_path)
+    url = Server("osmem", osmem_url.split("://", 1)[1]).url(tmp_path)
     products = [p for b in read_catalog(RULES_FIXTURE) for p in b.products]
     killed = OpenSearchBackend(parse_target(url), embedder.dim, embedder.model_id)
     vectors = embedder.encode([embedding_text(p) for p in products[:20]])
@@ -301,3 +327,40 @@ def test_credentials_with_reserved_characters_are_parsed_and_hidden():
                          ("opensearch://h:9200/x?timeout=-1", "timeout must be a number")]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             parse_target(bad)
+
+
+def test_a_real_node_killed_mid_bulk_and_restarted_loses_and_duplicates_nothing(
+        opensearch_node, small_catalog, tmp_path, embedder):
+    """SIGKILL the real node while a catalog is being bulk-indexed, restart it on the same
+    data: the run's retries carry it through, and every product is there exactly once."""
+    catalog = tmp_path / "catalog.parquet"
+    pq.write_table(pq.read_table(small_catalog).slice(0, 240), catalog)
+    target = parse_target(f"opensearch://127.0.0.1:{opensearch_node.port}/killed-"
+                          f"{uuid.uuid4().hex[:8]}?knn_engine=lucene&timeout=10")
+    backend = OpenSearchBackend(target, embedder.dim, embedder.model_id, chunk_size=25,
+                                max_retries=12, backoff=0.5, max_backoff=4.0)
+    ids = [p.parent_asin for b in read_catalog(catalog) for p in b.products]
+    result: dict = {}
+    run = threading.Thread(target=lambda: result.update(
+        summary=index_catalog(catalog, backend, embedder, batch_size=40)))
+    run.start()
+    watcher = OpenSearch(hosts=[target.url])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and run.is_alive():
+        try:  # bulk writes have started, the run is not finished: kill now
+            if watcher.count(index=backend.write_index)["count"] > 0:
+                break
+        except Exception:  # noqa: BLE001 -- the index may not be searchable yet
+            pass
+        time.sleep(0.05)
+    assert run.is_alive(), "the run finished before the node could be killed"
+    opensearch_node.kill()
+    opensearch_node.start()
+    run.join(timeout=300)
+    summary = result["summary"]
+    assert summary.failed == []
+    assert summary.indexed + summary.unchanged == len(set(ids))
+    assert backend.count() == len(set(ids))  # nothing lost, nothing twice
+    assert set(backend.get(ids)) == set(ids)
+    assert set(backend.vectors(ids)) == set(ids)
+    watcher.close()

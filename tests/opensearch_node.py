@@ -1,0 +1,303 @@
+"""A real single-node OpenSearch assembled from Maven Central, for the test suite and for
+``make opensearch``.
+
+OpenSearch publishes a runnable minimal distribution (``integ-test-zip``) and its plugins as zips
+on Maven Central for other plugins' integration tests. The minimal distribution carries no
+modules besides transport-netty4, so ``lang-painless`` (which k-NN extends) and
+``analysis-common`` (the ``english`` analyzer) are built from their published jars. Versions
+live here and nowhere else: 2.19.6 is the newest release whose distribution, k-NN,
+job-scheduler, ml-commons and neural-search zips all resolve (3.x lacks ml-commons and
+neural-search zips on Maven Central; see the note in README's OpenSearch section).
+
+The k-NN zip on Maven Central has no native libraries: the faiss and nmslib engines cannot
+load (touching them kills the node with UnsatisfiedLinkError), so the node is used with
+``knn_engine=lucene``.
+
+Usage: ``python -m tests.opensearch_node start [--port N]`` (foreground; Ctrl-C stops it),
+``python -m tests.opensearch_node assemble`` (download and build the node only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+OPENSEARCH_VERSION = "2.19.6"
+PLUGIN_VERSION = f"{OPENSEARCH_VERSION}.0"
+DISTRIBUTION = f"org.opensearch.distribution.integ-test-zip:opensearch:{OPENSEARCH_VERSION}:zip"
+# Install order matters: each plugin's dependencies first.
+PLUGINS = ["opensearch-job-scheduler", "opensearch-knn", "opensearch-ml-plugin", "neural-search"]
+# Modules the minimal distribution lacks: (name, plugin class, extended plugins, its own jars).
+MODULES = [
+    ("lang-painless", "org.opensearch.painless.PainlessPlugin", "",
+     ["lang-painless", "opensearch-scripting-painless-spi", "antlr4-runtime", "asm"]),
+    ("analysis-common", "org.opensearch.analysis.common.CommonAnalysisPlugin", "lang-painless",
+     ["analysis-common"]),
+]
+PAINLESS_POLICY = """grant {
+  permission java.lang.RuntimePermission "createClassLoader";
+  permission java.lang.RuntimePermission "getClassLoader";
+};
+"""
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE = Path(os.environ.get("REX_OPENSEARCH_CACHE", REPO / ".cache" / "opensearch"))
+# OpenSearch refuses to run as root; as root the node runs as this unprivileged user.
+UNPRIVILEGED_UID = 65534  # nobody
+
+
+class NodeError(RuntimeError):
+    """The node could not be assembled or started; the message says why."""
+
+
+def java_home() -> Path:
+    """A JDK for 2.19 (Java 11-21 supported; 17 preferred)."""
+    candidates = [os.environ.get("REX_OPENSEARCH_JAVA_HOME"), os.environ.get("JAVA_HOME"),
+                  "/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/temurin-21-jdk-amd64"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "bin" / "java").exists():
+            return Path(candidate)
+    raise NodeError("no JDK found: set JAVA_HOME (OpenSearch 2.19 needs Java 11-21)")
+
+
+def _maven(args: list[str], cwd: Path) -> None:
+    if shutil.which("mvn") is None:
+        raise NodeError("Maven (mvn) is not installed: it fetches OpenSearch from Maven Central")
+    done = subprocess.run(["mvn", "-q", "-B", *args], cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        raise NodeError(f"mvn {' '.join(args)} failed:\n" + "\n".join(tail))
+
+
+def _fetch(downloads: Path) -> None:
+    """The distribution and plugin zips (no transitive deps), and the modules' jars."""
+    artifacts = [DISTRIBUTION] + [f"org.opensearch.plugin:{p}:{PLUGIN_VERSION}:zip"
+                                  for p in PLUGINS]
+    for artifact in artifacts:
+        _maven(["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={downloads}"],
+               downloads)
+    deps = "".join(f"<dependency><groupId>org.opensearch.plugin</groupId><artifactId>{name}"
+                   f"</artifactId><version>{OPENSEARCH_VERSION}</version></dependency>"
+                   for name, *_ in MODULES)
+    (downloads / "pom.xml").write_text(
+        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+        "<groupId>rex-search</groupId><artifactId>opensearch-modules</artifactId>"
+        f"<version>1</version><dependencies>{deps}</dependencies></project>")
+    _maven(["dependency:copy-dependencies", f"-DoutputDirectory={downloads / 'jars'}",
+            "-DincludeScope=runtime"], downloads)
+
+
+def _build_modules(home: Path, jars: Path) -> None:
+    for name, classname, extended, prefixes in MODULES:
+        folder = home / "modules" / name
+        folder.mkdir(parents=True)
+        for jar in jars.glob("*.jar"):
+            if any(jar.name.startswith(f"{prefix}-") for prefix in prefixes):
+                shutil.copy2(jar, folder)
+        (folder / "plugin-descriptor.properties").write_text(
+            f"description={name} (assembled from its Maven Central jar)\n"
+            f"version={OPENSEARCH_VERSION}\nname={name}\nclassname={classname}\n"
+            f"java.version=11\nopensearch.version={OPENSEARCH_VERSION}\n"
+            f"extended.plugins={extended}\nhas.native.controller=false\n")
+        if name == "lang-painless":
+            (folder / "plugin-security.policy").write_text(PAINLESS_POLICY)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def assemble(cache: Path = DEFAULT_CACHE) -> Path:
+    """The node's home folder, built once per version (under a lock; built aside, then moved)."""
+    home = cache / f"opensearch-{OPENSEARCH_VERSION}"
+    with _locked(cache / ".lock"):
+        if (home / ".assembled").exists():
+            return home
+        work = Path(tempfile.mkdtemp(prefix="assemble-", dir=cache))
+        try:
+            downloads = work / "downloads"
+            downloads.mkdir()
+            _fetch(downloads)
+            with zipfile.ZipFile(downloads / f"opensearch-{OPENSEARCH_VERSION}.zip") as z:
+                z.extractall(work)
+            built = work / f"opensearch-{OPENSEARCH_VERSION}"
+            for script in (built / "bin").iterdir():
+                script.chmod(0o755)
+            _build_modules(built, downloads / "jars")
+            env = dict(os.environ, JAVA_HOME=str(java_home()))
+            for plugin in PLUGINS:
+                zip_path = downloads / f"{plugin}-{PLUGIN_VERSION}.zip"
+                done = subprocess.run([str(built / "bin" / "opensearch-plugin"), "install",
+                                       "--batch", zip_path.as_uri()], env=env,
+                                      capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise NodeError(f"installing {plugin} failed: {done.stdout[-800:]}"
+                                    f"{done.stderr[-800:]}")
+            (built / ".assembled").write_text(json.dumps(
+                {"opensearch": OPENSEARCH_VERSION, "plugins": PLUGINS}))
+            shutil.rmtree(home, ignore_errors=True)
+            built.rename(home)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return home
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OpenSearchNode:
+    """One running node: its own config copy, data and logs under ``run_dir``."""
+
+    def __init__(self, home: Path, run_dir: Path, port: int | None = None,
+                 heap: str = "1g") -> None:
+        self.home, self.run_dir = home, run_dir
+        self.port = port or free_port()
+        self.transport_port = free_port()
+        self.heap = heap
+        self.process: subprocess.Popen | None = None
+        self._prepare()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _prepare(self) -> None:
+        config = self.run_dir / "config"
+        shutil.copytree(self.home / "config", config)
+        for sub in ("data", "logs"):
+            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        # jvm.options writes GC logs, error files and heap dumps relative to the working
+        # folder; point them into this run's folders.
+        options = (config / "jvm.options").read_text()
+        for old, new in (("logs/gc.log", f"{self.run_dir}/logs/gc.log"),
+                         ("logs/hs_err", f"{self.run_dir}/logs/hs_err"),
+                         ("HeapDumpPath=data", f"HeapDumpPath={self.run_dir}/data")):
+            options = options.replace(old, new)
+        (config / "jvm.options").write_text(options)
+        if os.geteuid() == 0:
+            for path in [self.run_dir, *self.run_dir.rglob("*")]:
+                os.chown(path, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+
+    def start(self, timeout: float = 180.0) -> None:
+        settings = {
+            "discovery.type": "single-node", "network.host": "127.0.0.1",
+            "http.port": self.port, "transport.port": self.transport_port,
+            "path.data": self.run_dir / "data", "path.logs": self.run_dir / "logs",
+            "cluster.routing.allocation.disk.threshold_enabled": "false",
+            "plugins.ml_commons.only_run_on_ml_node": "false",
+            "plugins.ml_commons.native_memory_threshold": "100",
+            "plugins.ml_commons.jvm_heap_memory_threshold": "100",
+        }
+        args = [str(self.home / "bin" / "opensearch")]
+        for key, value in settings.items():
+            args += ["-E", f"{key}={value}"]
+        env = dict(os.environ, JAVA_HOME=str(java_home()), HOME=str(self.run_dir),
+                   OPENSEARCH_PATH_CONF=str(self.run_dir / "config"),
+                   OPENSEARCH_JAVA_OPTS=f"-Xms{self.heap} -Xmx{self.heap}")
+        user = {"user": UNPRIVILEGED_UID, "group": UNPRIVILEGED_UID, "extra_groups": []} \
+            if os.geteuid() == 0 else {}
+        with open(self.run_dir / "logs" / "console.log", "ab") as log:
+            self.process = subprocess.Popen(args, env=env, cwd=self.run_dir, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            **user)
+        self.wait_green(timeout)
+        # One node: a replica could never be assigned and health would stay yellow, so every
+        # index created here gets none (a template, kept in the cluster state across restarts).
+        self.request("PUT", "/_index_template/rex-single-node", {
+            "index_patterns": ["*"], "priority": 0,
+            "template": {"settings": {"number_of_replicas": 0}}})
+
+    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+        """One JSON request to the node (for the fixture's own setup)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def wait_green(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise NodeError(f"OpenSearch exited with {self.process.returncode}: "
+                                f"{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_cluster/health?wait_for_status="
+                                            "green&timeout=2s", timeout=5) as response:
+                    if json.load(response).get("status") == "green":
+                        return
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            time.sleep(1)
+        raise NodeError(f"OpenSearch did not turn green in {timeout:.0f} s: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 15) -> str:
+        path = self.run_dir / "logs" / "console.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM (OpenSearch flushes and exits), SIGKILL if it does not within ``timeout``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no flush, no goodbye."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["assemble", "start"])
+    parser.add_argument("--port", type=int, default=9200)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    args = parser.parse_args()
+    started = time.monotonic()
+    home = assemble(args.cache)
+    print(f"OpenSearch {OPENSEARCH_VERSION} with {', '.join(PLUGINS)} at {home} "
+          f"({time.monotonic() - started:.0f} s)")
+    if args.command == "start":
+        run_dir = Path(tempfile.mkdtemp(prefix="opensearch-run-"))
+        node = OpenSearchNode(home, run_dir, args.port)
+        started = time.monotonic()
+        node.start()
+        print(f"green at {node.url} after {time.monotonic() - started:.0f} s (data in {run_dir});"
+              f" use opensearch://127.0.0.1:{node.port}/products?knn_engine=lucene. Ctrl-C stops.")
+        try:
+            node.process.wait()
+        except KeyboardInterrupt:
+            node.stop()
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
