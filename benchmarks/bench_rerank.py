@@ -52,12 +52,12 @@ def flops(tokens_per_batch: list[tuple[int, int]]) -> float:
 
 def build_candidates(index: str | None, n_queries: int, k: int, work: Path) -> Path:
     from rex_search.backends.embedded import EmbeddedBackend
+    from rex_search.catalog.prompt import product_text
     from rex_search.config import RetrievalConfig
     from rex_search.evaluate.judgments import read_judgments
     from rex_search.indexer.embed import Embedder
     from rex_search.indexer.indexer import index_catalog
     from rex_search.pipelines.retrieve import retrieve
-    from rex_search.rerank.prompt import product_text
 
     embedder = Embedder()
     if index is None:
@@ -97,7 +97,7 @@ def make_models(work: Path) -> Path:
 
 def run_variant(variant: str, candidates: Path, model_dir: Path, threads: int) -> dict:
     """Runs in its own process: score every query's candidates, time each query."""
-    from rex_search.rerank.prompt import query_text
+    from rex_search.catalog.prompt import query_text
 
     data = json.loads(candidates.read_text())
     tokens: list[tuple[int, int]] = []

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -308,6 +309,16 @@ def opensearch_group() -> None:
     """OpenSearch integration."""
 
 
+def _opensearch_client(ctx: click.Context, index: str | None, command: str) -> tuple[Any, str]:
+    from rex_search.backends.connection import is_cluster_url, parse_target
+    from rex_search.backends.opensearch import opensearch_client
+
+    target = _config(ctx, index).index.path
+    if not is_cluster_url(target) or not target.startswith("opensearch"):
+        raise RexSearchError(f"{command} needs --index opensearch[+https]://host:port/INDEX")
+    return opensearch_client(parse_target(target)), parse_target(target).index
+
+
 @opensearch_group.command("install-pipeline")
 @click.option("--index", "--backend", "index", help="opensearch[+https]://... cluster URL")
 @click.option("--service", required=True, help="the rex-search service, e.g. http://10.0.0.5:8080")
@@ -316,21 +327,31 @@ def opensearch_group() -> None:
 @click.pass_context
 def install_pipeline(ctx: click.Context, index: str | None, service: str, name: str,
                      dry_run: bool) -> None:
-    """Register rex-search as the reranker of an OpenSearch search pipeline."""
-    from rex_search.integrations.opensearch_pipeline import install, plan
+    """Register rex-search as the reranker of an OpenSearch search pipeline (again: updates
+    the connector and model in place)."""
+    from rex_search.integrations.opensearch_pipeline import check_index, install, plan
 
     if dry_run:
-        for step in plan(service, name):
-            click.echo(f"{step.method} {step.path}\n{json.dumps(step.body, indent=2)}\n")
+        for step in plan(service, name, trusted=["<endpoints the cluster already trusts>"]):
+            body = "" if step.body is None else json.dumps(step.body, indent=2)
+            click.echo(f"{step.method} {step.path}\n{body}\n")
         return
-    from rex_search.backends.connection import is_cluster_url, parse_target
-    from rex_search.backends.opensearch import opensearch_client
+    client, alias = _opensearch_client(ctx, index, "install-pipeline")
+    check_index(client, alias)
+    click.echo(json.dumps(install(client, service, name), indent=2))
 
-    target = _config(ctx, index).index.path
-    if not is_cluster_url(target) or not target.startswith("opensearch"):
-        raise RexSearchError("install-pipeline needs --index opensearch[+https]://host:port/INDEX")
-    created = install(opensearch_client(parse_target(target)), service, name)
-    click.echo(json.dumps(created, indent=2))
+
+@opensearch_group.command("uninstall-pipeline")
+@click.option("--index", "--backend", "index", help="opensearch[+https]://... cluster URL")
+@click.option("--service", required=True, help="the service URL given to install-pipeline")
+@click.option("--name", default="rex-rerank", show_default=True, help="search pipeline name")
+@click.pass_context
+def uninstall_pipeline(ctx: click.Context, index: str | None, service: str, name: str) -> None:
+    """Remove the search pipeline, model, connector and trusted endpoint install-pipeline made."""
+    from rex_search.integrations.opensearch_pipeline import uninstall
+
+    client, _ = _opensearch_client(ctx, index, "uninstall-pipeline")
+    click.echo(json.dumps(uninstall(client, service, name), indent=2))
 
 
 @cli.command()
@@ -395,10 +416,10 @@ def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: 
 def export_onnx_command(model: str, out: Path, quantize: bool, check_file: Path | None,
                         min_spearman: float, pairs: int, fp32_nodes: tuple[str, ...]) -> None:
     """Export cross-encoder MODEL to ONNX in OUT and check its agreement with PyTorch."""
+    from rex_search.catalog.prompt import product_text
     from rex_search.catalog.schema import Product
     from rex_search.evaluate.judgments import read_judgments
     from rex_search.rerank.export import check_agreement, export_onnx
-    from rex_search.rerank.prompt import product_text
 
     export_onnx(model, out, quantize, fp32_nodes=fp32_nodes)
     check_file = check_file or Path(__file__).resolve().parents[1] / "data" / "esci-sample" / \

@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 from rex_search.backends.base import Filters
+from rex_search.catalog.prompt import parse_product_text
 from rex_search.catalog.schema import Product
 from rex_search.catalog.text import lone_surrogate_at
 from rex_search.errors import FilterError, QueryError
@@ -271,7 +272,8 @@ def _filters(raw: Any) -> Filters | None:
 
 def _document(i: int, doc: Any, max_chars: int) -> Product:
     if isinstance(doc, str):
-        title, body, doc_id = doc, "", str(i)
+        title, body = parse_product_text(doc) or (doc, "")
+        doc_id = str(i)
     elif isinstance(doc, dict):
         title = doc.get("title") or doc.get("text")
         body = doc.get("description") or ("" if doc.get("title") is None else doc.get("text", ""))

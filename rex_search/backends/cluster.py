@@ -25,6 +25,7 @@ from rex_search.backends.base import Filters, IndexedProduct, ScoredId, StockRec
 from rex_search.backends.connection import ClusterTarget, redact
 from rex_search.backends.embedded import SCHEMA_VERSION, doc_id_of
 from rex_search.backends.faiss_local import LocalVectors
+from rex_search.catalog.prompt import product_text
 from rex_search.catalog.schema import Product, brand_key
 from rex_search.errors import BackendError
 
@@ -50,6 +51,8 @@ def text_mappings() -> dict[str, Any]:
         "quantity": {"type": "integer"},
         "content_hash": {"type": "keyword", "index": False},
         "product": {"type": "keyword", "index": False, "doc_values": False},
+        # The reranker's input, prepared: a search pipeline's rerank processor sends it whole.
+        "rerank_text": {"type": "keyword", "index": False, "doc_values": False},
     }
 
 
@@ -95,6 +98,7 @@ def source_of(product: Product, vector: np.ndarray | None,
         "features": list(product.features), "description": product.description,
         "price": product.price, "content_hash": product.content_hash(),
         "product": json.dumps(product.to_dict(), ensure_ascii=False),
+        "rerank_text": product_text(product),
     }
     if stock[0] is not None:
         doc["in_stock"], doc["quantity"] = stock

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rex_search.catalog.prompt import product_text, query_text
 from rex_search.catalog.schema import Product
 from rex_search.errors import ModelError
 from rex_search.model_files import check_tokenizer, load_error, resolve_model
 from rex_search.rerank.cache import ScoreCache
-from rex_search.rerank.prompt import product_text, query_text
 
 BIN_CENTRES = np.linspace(0.0, 1.0, 11)
 

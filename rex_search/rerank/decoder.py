@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rex_search.catalog.prompt import product_text
 from rex_search.catalog.schema import Product
-from rex_search.rerank.prompt import product_text
 
 SYSTEM = ('Judge whether the Document meets the requirements based on the Query and the '
           'Instruct provided. Note that the answer can only be "yes" or "no".')

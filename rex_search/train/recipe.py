@@ -22,10 +22,10 @@ from typing import Literal
 
 import numpy as np
 
+from rex_search.catalog.prompt import query_text
 from rex_search.evaluate.judgments import QueryJudgments
 from rex_search.evaluate.metrics import parse_metric
 from rex_search.model_files import resolve_model
-from rex_search.rerank.prompt import query_text
 
 LossName = Literal["distributional", "bce", "mse"]
 Width = Literal["schedule", "data"]
@@ -85,7 +85,7 @@ def train(train_set: list[QueryJudgments], config: TrainConfig,
     (file name -> sha256) goes into the model card."""
     import torch
 
-    from rex_search.rerank.prompt import product_text
+    from rex_search.catalog.prompt import product_text
     from rex_search.train.loss import DistributionalConfig, bce_loss, distributional_loss, mse_loss
 
     random.seed(config.seed)
@@ -179,8 +179,8 @@ class InMemoryScorer:
     def score(self, query, products, vectors=None) -> list[float]:
         import torch
 
+        from rex_search.catalog.prompt import product_text
         from rex_search.rerank.cross_encoder import scores_from_logits
-        from rex_search.rerank.prompt import product_text
 
         self.model.eval()
         out: list[float] = []

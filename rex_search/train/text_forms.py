@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 from typing import Literal
 
+from rex_search.catalog.prompt import attribute_text
 from rex_search.catalog.schema import Product
-from rex_search.rerank.prompt import attribute_text
 
 Form = Literal["attributes", "plain", "title", "html"]
 FORMS: tuple[tuple[Form, float], ...] = (("attributes", 0.35), ("plain", 0.25), ("title", 0.2),

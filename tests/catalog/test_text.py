@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from rex_search.catalog.prompt import product_text
 from rex_search.catalog.schema import Product, embedding_text
 from rex_search.catalog.text import plain_text
-from rex_search.rerank.prompt import product_text
 
 
 def test_plain_text_drops_tags_and_decodes_entities():

@@ -15,12 +15,12 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from rex_search.catalog.prompt import product_text
 from rex_search.catalog.schema import Product
 from rex_search.errors import ModelError
 from rex_search.model_files import resolve_model
 from rex_search.rerank.base import load_reranker
 from rex_search.rerank.cross_encoder import BIN_CENTRES, CrossEncoderReranker, expected_relevance
-from rex_search.rerank.prompt import product_text
 
 PRODUCTS = [
     Product("A1", "Nike Men's Running Shoe", brand="Nike", description="Light mesh upper. " * 80),

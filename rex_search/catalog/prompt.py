@@ -5,6 +5,8 @@ from __future__ import annotations
 from rex_search.catalog.schema import Product
 from rex_search.catalog.text import plain_text
 
+TITLE, DESCRIPTION = "Title: ", "\nDescription: "
+
 
 def query_text(query: str) -> str:
     return f"Query: {query}"
@@ -20,7 +22,17 @@ def product_text(product: Product, max_chars: int = 1000) -> str:
     """
     body = plain_text(" ".join((*attribute_text(product), *product.features,
                                 product.description)))
-    return f"Title: {plain_text(product.title)}\nDescription: {body[:max_chars]}"
+    return f"{TITLE}{plain_text(product.title)}{DESCRIPTION}{body[:max_chars]}"
+
+
+def parse_product_text(text: str) -> tuple[str, str] | None:
+    """(title, description) of a text already in the product format, else None. A cluster
+    stores `product_text` prepared (``rerank_text``) and sends it to /rerank as a string;
+    reading it back means the model sees exactly that text, not a title of "Title: ..."."""
+    if not text.startswith(TITLE):
+        return None
+    title, separator, body = text[len(TITLE):].partition(DESCRIPTION)
+    return (title, body) if separator and title.strip() else None
 
 
 def attribute_text(product: Product) -> list[str]:
