@@ -186,6 +186,11 @@ class ClusterBackend:
     def _connection_errors(self) -> tuple[type[BaseException], ...]:
         return ()
 
+    def _cosine(self, score: float) -> float:
+        """The engine's k-NN ``_score`` back to the cosine it was computed from, so dense
+        scores read the same whatever the backend (explanations, combine weights)."""
+        return score
+
     # Calls whose signature is the same in opensearch-py and the elasticsearch client.
     def _put_alias(self, index: str, alias: str) -> None:
         self.client.indices.put_alias(index=index, name=alias)
@@ -423,7 +428,8 @@ class ClusterBackend:
         if self.local is None:
             body = self._knn_body([float(x) for x in vector], k, filters)
             hits = self._call(self._search, self.alias, body)
-            return [ScoredId(h["_id"], float(h["_score"])) for h in hits["hits"]["hits"]]
+            return [ScoredId(h["_id"], self._cosine(float(h["_score"])))
+                    for h in hits["hits"]["hits"]]
         return self._local_knn(vector, k, filters)
 
     def _local_knn(self, vector: np.ndarray, k: int, filters: Filters | None) -> list[ScoredId]:

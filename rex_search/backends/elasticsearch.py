@@ -40,6 +40,9 @@ class ElasticsearchBackend(ClusterBackend):
         return {"type": "dense_vector", "dims": dim, "index": True, "similarity": "dot_product",
                 "index_options": {"type": "hnsw", "m": 16, "ef_construction": 128}}
 
+    def _cosine(self, score: float) -> float:
+        return 2.0 * score - 1.0  # dot_product similarity scores (1 + dot) / 2
+
     def _knn_body(self, vector: list[float], k: int, filters: Filters | None) -> dict[str, Any]:
         knn: dict[str, Any] = {"field": "embedding", "query_vector": vector, "k": k,
                                "num_candidates": max(100, 2 * k)}

@@ -47,6 +47,10 @@ class OpenSearchBackend(ClusterBackend):
                            "space_type": "innerproduct",
                            "parameters": {"m": 16, "ef_construction": 128}}}
 
+    def _cosine(self, score: float) -> float:
+        # k-NN's innerproduct space scores ip + 1 when ip >= 0, else 1 / (1 - ip).
+        return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
+
     def _knn_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         return {"index": {**settings["index"], "knn": True, "knn.algo_param.ef_search": 256}}
 

@@ -14,28 +14,50 @@ from rex_search.integrations.opensearch_pipeline import plan
 
 
 def test_install_pipeline_plan_shapes():
-    steps = plan("http://10.0.0.5:8080", "rex-rerank", connector_id="C1", model_id="M1")
+    existing = "^https://api\\.cohere\\.ai/.*$"
+    steps = plan("http://10.0.0.5:8080", "rex-rerank", connector_id="C1", model_id="M1",
+                 trusted=[existing])
     assert [(s.method, s.path) for s in steps] == [
         ("PUT", "/_cluster/settings"), ("POST", "/_plugins/_ml/connectors/_create"),
-        ("POST", "/_plugins/_ml/models/_register?deploy=true"),
+        ("POST", "/_plugins/_ml/models/_register"), ("POST", "/_plugins/_ml/models/M1/_deploy"),
         ("PUT", "/_search/pipeline/rex-rerank")]
-    settings, connector, model, pipeline = (s.body for s in steps)
-    assert settings["persistent"]["plugins.ml_commons.trusted_connector_endpoints_regex"] == [
-        r"^http://10\.0\.0\.5:8080/.*$"]
+    settings, connector, model, _, pipeline = (s.body for s in steps)
+    persistent = settings["persistent"]
+    # Appended to what the cluster trusts, never overwriting it.
+    assert persistent["plugins.ml_commons.trusted_connector_endpoints_regex"] == [
+        existing, r"^http://10\.0\.0\.5:8080/.*$"]
+    assert persistent["plugins.ml_commons.connector.private_ip_enabled"] is True  # 10.0.0.5
+    public = plan("http://93.184.216.34:8080")[0].body["persistent"]
+    assert "plugins.ml_commons.connector.private_ip_enabled" not in public
     action = connector["actions"][0]
+    assert connector["name"] == "rex-search reranker (rex-rerank)"
     assert connector["parameters"]["endpoint"] == "http://10.0.0.5:8080"
+    assert connector["credential"]  # ml-commons refuses a connector without one
     assert action["url"] == "${parameters.endpoint}/rerank"
     assert action["pre_process_function"] == "connector.pre_process.cohere.rerank"
     assert action["post_process_function"] == "connector.post_process.cohere.rerank"
     assert "${parameters.documents}" in action["request_body"]
-    assert model == {"name": "rex-search-reranker", "function_name": "remote",
+    assert model == {"name": "rex-search-reranker-rex-rerank", "function_name": "remote",
                      "description": model["description"], "connector_id": "C1"}
     processor = pipeline["response_processors"][0]["rerank"]
     assert processor["ml_opensearch"]["model_id"] == "M1"
-    assert processor["context"]["document_fields"] == ["title", "brand", "description"]
+    # One prepared field: the processor joins several fields with no separator.
+    assert processor["context"]["document_fields"] == ["rerank_text"]
     assert "${" not in json.dumps([settings, model, pipeline])
     with pytest.raises(ConfigError, match="--service must be http"):
         plan("10.0.0.5:8080")
+
+
+def test_rerank_accepts_the_prepared_product_text():
+    from rex_search.catalog.prompt import parse_product_text, product_text
+    from rex_search.catalog.schema import Product
+
+    product = Product(parent_asin="B1", title="Trail <b>Shoe</b>", brand="Acme",
+                      description="Light &amp; fast.", features=("Vibram sole",))
+    text = product_text(product)
+    title, description = parse_product_text(text)
+    assert product_text(Product(parent_asin="x", title=title, description=description)) == text
+    assert parse_product_text("Trail shoe") is None  # a plain string stays a title
 
 
 def test_filter_clauses_cover_every_filter():
@@ -71,3 +93,19 @@ def test_elasticsearch_urls_parse():
     target = parse_target("elasticsearch+https://elastic:pw@es.local:9243/shop")
     assert (target.engine, target.url, target.index) == ("elasticsearch", "https://es.local:9243",
                                                          "shop")
+
+
+def test_compose_gives_opensearch_a_route_to_the_service():
+    import yaml
+
+    from tests.conftest import REPO
+
+    compose = yaml.safe_load((REPO / "docker" / "compose.yml").read_text())
+    service = compose["services"]["rex-search"]
+    assert (REPO / "docker" / service["build"]["dockerfile"].split("/")[-1]).exists()
+    assert service["depends_on"]["opensearch"]["condition"] == "service_healthy"
+    backend = next(e for e in service["environment"] if e.startswith("REX_BACKEND="))
+    assert "@opensearch:9200/" in backend  # the compose network name, not localhost
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text()
+    assert '"--host", "0.0.0.0"' in dockerfile  # reachable from the opensearch container
+    assert "torch==2.13.0" in dockerfile

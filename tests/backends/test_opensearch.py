@@ -101,6 +101,10 @@ def test_filters_apply_to_both_sources(backend, embedder):
     assert prices and all(p <= 20 for p in prices)
     top = backend.knn(vector, 3)
     assert [h.score for h in top] == sorted((h.score for h in top), reverse=True)
+    stored = backend.vectors([h.parent_asin for h in top])
+    for hit in top:  # the cosine itself, not the engine's transformed _score
+        assert hit.score == pytest.approx(float(np.dot(vector, stored[hit.parent_asin])),
+                                          abs=1e-4)
 
 
 def test_user_text_is_never_query_syntax(backend):
