@@ -117,3 +117,23 @@ def opensearch_node():
     yield node
     node.stop()
     shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_node():
+    """A real Elasticsearch 8 node from Maven Central's minimal distribution (see
+    tests/opensearch_node.py for what it lacks); skips like `opensearch_node`."""
+    from tests.opensearch_node import NodeError, OpenSearchNode, assemble_elasticsearch
+
+    run_dir = Path(tempfile.mkdtemp(prefix="rex-elasticsearch-"))
+    try:
+        node = OpenSearchNode(assemble_elasticsearch(), run_dir, heap="512m",
+                              engine="elasticsearch")
+        node.start()
+    except NodeError as exc:
+        if os.environ.get("REX_REQUIRE_OPENSEARCH") == "1":
+            pytest.fail(f"no Elasticsearch node: {exc}")
+        pytest.skip(f"no Elasticsearch node (needs Java 21+ and Maven Central): {exc}")
+    yield node
+    node.stop()
+    shutil.rmtree(run_dir, ignore_errors=True)

@@ -13,6 +13,11 @@ The k-NN zip on Maven Central has no native libraries: the faiss and nmslib engi
 load (touching them kills the node with UnsatisfiedLinkError), so the node is used with
 ``knn_engine=lucene``.
 
+Elasticsearch publishes one too (``org.elasticsearch.distribution.integ-test-zip``, served up to
+8.19.x): it runs, but carries no ``analysis-common`` module (no ``english`` analyzer) and Maven
+Central has no jar to build one from, so its tests create the index with the standard analyzer
+(tests/backends/test_elasticsearch_node.py).
+
 Usage: ``python -m tests.opensearch_node start [--port N]`` (foreground; Ctrl-C stops it),
 ``python -m tests.opensearch_node assemble`` (download and build the node only).
 """
@@ -53,6 +58,9 @@ PAINLESS_POLICY = """grant {
   permission java.lang.RuntimePermission "getClassLoader";
 };
 """
+ELASTICSEARCH_VERSION = "8.19.21"
+ELASTICSEARCH = ("org.elasticsearch.distribution.integ-test-zip:elasticsearch:"
+                 f"{ELASTICSEARCH_VERSION}:zip")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = Path(os.environ.get("REX_OPENSEARCH_CACHE", REPO / ".cache" / "opensearch"))
 # OpenSearch refuses to run as root; as root the node runs as this unprivileged user.
@@ -63,14 +71,19 @@ class NodeError(RuntimeError):
     """The node could not be assembled or started; the message says why."""
 
 
-def java_home() -> Path:
-    """A JDK for 2.19 (Java 11-21 supported; 17 preferred)."""
+def java_home(engine: str = "opensearch") -> Path:
+    """A JDK: Java 17 for OpenSearch 2.19 (11-21 supported), 21+ for Elasticsearch 8.19."""
+    jvm = Path("/usr/lib/jvm")
     candidates = [os.environ.get("REX_OPENSEARCH_JAVA_HOME"), os.environ.get("JAVA_HOME"),
-                  "/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/temurin-21-jdk-amd64"]
+                  jvm / "java-17-openjdk-amd64", jvm / "temurin-21-jdk-amd64"]
+    if engine == "elasticsearch":
+        candidates = [os.environ.get("REX_ELASTICSEARCH_JAVA_HOME"),
+                      jvm / "temurin-25-jdk-amd64", jvm / "temurin-21-jdk-amd64",
+                      jvm / "java-21-openjdk-amd64"]
     for candidate in candidates:
         if candidate and (Path(candidate) / "bin" / "java").exists():
             return Path(candidate)
-    raise NodeError("no JDK found: set JAVA_HOME (OpenSearch 2.19 needs Java 11-21)")
+    raise NodeError(f"no JDK found for {engine}: set REX_{engine.upper()}_JAVA_HOME")
 
 
 def _maven(args: list[str], cwd: Path) -> None:
@@ -159,6 +172,31 @@ def assemble(cache: Path = DEFAULT_CACHE) -> Path:
     return home
 
 
+def assemble_elasticsearch(cache: Path = DEFAULT_CACHE) -> Path:
+    """Elasticsearch's minimal distribution, unpacked once per version."""
+    home = cache / f"elasticsearch-{ELASTICSEARCH_VERSION}"
+    with _locked(cache / ".lock"):
+        if (home / ".assembled").exists():
+            return home
+        work = Path(tempfile.mkdtemp(prefix="assemble-", dir=cache))
+        try:
+            _maven(["dependency:copy", f"-Dartifact={ELASTICSEARCH}",
+                    f"-DoutputDirectory={work}"], work)
+            with zipfile.ZipFile(work / f"elasticsearch-{ELASTICSEARCH_VERSION}.zip") as z:
+                z.extractall(work)
+            built = work / f"elasticsearch-{ELASTICSEARCH_VERSION}"
+            for folder in ("bin", "jdk/bin"):
+                for script in (built / folder).glob("*"):
+                    script.chmod(0o755)
+            (built / ".assembled").write_text(json.dumps({"elasticsearch":
+                                                          ELASTICSEARCH_VERSION}))
+            shutil.rmtree(home, ignore_errors=True)
+            built.rename(home)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return home
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -166,11 +204,12 @@ def free_port() -> int:
 
 
 class OpenSearchNode:
-    """One running node: its own config copy, data and logs under ``run_dir``."""
+    """One running node (OpenSearch, or Elasticsearch with ``engine="elasticsearch"``): its
+    own config copy, data and logs under ``run_dir``."""
 
     def __init__(self, home: Path, run_dir: Path, port: int | None = None,
-                 heap: str = "1g") -> None:
-        self.home, self.run_dir = home, run_dir
+                 heap: str = "1g", engine: str = "opensearch") -> None:
+        self.home, self.run_dir, self.engine = home, run_dir, engine
         self.port = port or free_port()
         self.transport_port = free_port()
         self.heap = heap
@@ -191,6 +230,8 @@ class OpenSearchNode:
         options = (config / "jvm.options").read_text()
         for old, new in (("logs/gc.log", f"{self.run_dir}/logs/gc.log"),
                          ("logs/hs_err", f"{self.run_dir}/logs/hs_err"),
+                         ("file=gc.log", f"file={self.run_dir}/logs/gc.log"),
+                         ("ErrorFile=hs_err", f"ErrorFile={self.run_dir}/logs/hs_err"),
                          ("HeapDumpPath=data", f"HeapDumpPath={self.run_dir}/data")):
             options = options.replace(old, new)
         (config / "jvm.options").write_text(options)
@@ -199,21 +240,28 @@ class OpenSearchNode:
                 os.chown(path, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
 
     def start(self, timeout: float = 180.0) -> None:
-        settings = {
+        settings: dict[str, object] = {
             "discovery.type": "single-node", "network.host": "127.0.0.1",
             "http.port": self.port, "transport.port": self.transport_port,
             "path.data": self.run_dir / "data", "path.logs": self.run_dir / "logs",
             "cluster.routing.allocation.disk.threshold_enabled": "false",
-            "plugins.ml_commons.only_run_on_ml_node": "false",
-            "plugins.ml_commons.native_memory_threshold": "100",
-            "plugins.ml_commons.jvm_heap_memory_threshold": "100",
         }
-        args = [str(self.home / "bin" / "opensearch")]
+        java = str(java_home(self.engine))
+        heap = f"-Xms{self.heap} -Xmx{self.heap}"
+        if self.engine == "elasticsearch":
+            settings["xpack.security.enabled"] = "false"  # plain HTTP on loopback, as osmem
+            env = dict(os.environ, ES_JAVA_HOME=java, ES_JAVA_OPTS=heap,
+                       ES_PATH_CONF=str(self.run_dir / "config"))
+        else:
+            settings.update({"plugins.ml_commons.only_run_on_ml_node": "false",
+                             "plugins.ml_commons.native_memory_threshold": "100",
+                             "plugins.ml_commons.jvm_heap_memory_threshold": "100"})
+            env = dict(os.environ, JAVA_HOME=java, OPENSEARCH_JAVA_OPTS=heap,
+                       OPENSEARCH_PATH_CONF=str(self.run_dir / "config"))
+        env["HOME"] = str(self.run_dir)
+        args = [str(self.home / "bin" / self.engine)]
         for key, value in settings.items():
             args += ["-E", f"{key}={value}"]
-        env = dict(os.environ, JAVA_HOME=str(java_home()), HOME=str(self.run_dir),
-                   OPENSEARCH_PATH_CONF=str(self.run_dir / "config"),
-                   OPENSEARCH_JAVA_OPTS=f"-Xms{self.heap} -Xmx{self.heap}")
         user = {"user": UNPRIVILEGED_UID, "group": UNPRIVILEGED_UID, "extra_groups": []} \
             if os.geteuid() == 0 else {}
         with open(self.run_dir / "logs" / "console.log", "ab") as log:
@@ -239,7 +287,7 @@ class OpenSearchNode:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise NodeError(f"OpenSearch exited with {self.process.returncode}: "
+                raise NodeError(f"{self.engine} exited with {self.process.returncode}: "
                                 f"{self.log_tail()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/_cluster/health?wait_for_status="
@@ -249,7 +297,8 @@ class OpenSearchNode:
             except (urllib.error.URLError, OSError, ValueError):
                 pass
             time.sleep(1)
-        raise NodeError(f"OpenSearch did not turn green in {timeout:.0f} s: {self.log_tail()}")
+        raise NodeError(f"{self.engine} did not turn green in {timeout:.0f} s: "
+                        f"{self.log_tail()}")
 
     def log_tail(self, lines: int = 15) -> str:
         path = self.run_dir / "logs" / "console.log"

@@ -1,9 +1,10 @@
-"""Elasticsearch backend (elasticsearch client 8/9): BM25 via multi_match, dense via
-``dense_vector`` (HNSW, dot_product on unit vectors) and the top-level ``knn`` search option
-with a pre-filter, or faiss-local."""
+"""Elasticsearch backend (elasticsearch client 8/9, servers 8.x and 9.x): BM25 via
+multi_match, dense via ``dense_vector`` (HNSW, dot_product on unit vectors) and the top-level
+``knn`` search option with a pre-filter, or faiss-local."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rex_search.backends.base import Filters
@@ -29,7 +30,9 @@ class ElasticsearchBackend(ClusterBackend):
             kwargs["api_key"] = t.api_key
         if t.ca_certs:
             kwargs["ca_certs"] = t.ca_certs
-        return Elasticsearch(**kwargs)
+        client = Elasticsearch(**kwargs)
+        client._transport = ServerVersionTransport(client.transport)
+        return client
 
     def _connection_errors(self) -> tuple[type[BaseException], ...]:
         from elasticsearch import ConnectionError, ConnectionTimeout
@@ -70,3 +73,57 @@ class ElasticsearchBackend(ClusterBackend):
 
     def _get_alias(self) -> dict[str, Any]:
         return self.client.indices.get_alias(name=self.alias).body
+
+
+COMPATIBLE = re.compile(r"compatible-with=(\d+)")
+VERSION_PROBES = ("/", "/_nodes/_local?filter_path=nodes.*.version")
+
+
+class ServerVersionTransport:
+    """The client's transport, speaking the server's API version.
+
+    The elasticsearch 9 client marks every request ``compatible-with=9``, which Elasticsearch 8
+    refuses (``media_type_header_exception``) -- the client alone cannot talk to an 8.x
+    cluster. Before the first request this asks the server its version (plain JSON, which
+    every version accepts; the request's own auth headers) and, when the server is older than
+    the client, marks requests ``compatible-with=<server major>`` instead.
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self.server_major: int | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def perform_request(self, method: str, target: str, *, headers: Any = None,
+                        **kwargs: Any) -> Any:
+        if self.server_major is None:
+            self.server_major = self._probe(headers or {}, kwargs)
+        if headers is not None and self.server_major:
+            headers = {k: COMPATIBLE.sub(lambda m: f"compatible-with="
+                                         f"{min(int(m.group(1)), self.server_major)}", v)
+                       for k, v in dict(headers).items()}
+        return self._transport.perform_request(method, target, headers=headers, **kwargs)
+
+    def _probe(self, headers: Any, kwargs: dict[str, Any]) -> int:
+        """The server's major version, or 0 when it will not say (then nothing changes)."""
+        plain = {k: v for k, v in dict(headers).items()
+                 if k.lower() not in ("accept", "content-type")}
+        plain["accept"] = "application/json"
+        options = {k: v for k, v in kwargs.items() if k == "request_timeout"}
+        for path in VERSION_PROBES:
+            try:
+                response = self._transport.perform_request("GET", path, headers=plain,
+                                                           **options)
+            except Exception:  # noqa: BLE001 -- unreachable: the real request will say so
+                return 0
+            body = response.body if response.meta.status == 200 else None
+            if not isinstance(body, dict):
+                continue
+            versions = [body.get("version", {}).get("number")] if path == "/" else \
+                [n.get("version") for n in body.get("nodes", {}).values()]
+            majors = [int(v.split(".")[0]) for v in versions if isinstance(v, str)]
+            if majors:
+                return min(majors)
+        return 0
