@@ -321,24 +321,41 @@ def _opensearch_client(ctx: click.Context, index: str | None, command: str) -> t
 
 @opensearch_group.command("install-pipeline")
 @click.option("--index", "--backend", "index", help="opensearch[+https]://... cluster URL")
-@click.option("--service", required=True, help="the rex-search service, e.g. http://10.0.0.5:8080")
+@click.option("--service", help="the rex-search service, e.g. http://10.0.0.5:8080")
+@click.option("--local-model", is_flag=True,
+              help="register the shipped reranker inside ml-commons instead (no service)")
 @click.option("--name", default="rex-rerank", show_default=True, help="search pipeline name")
 @click.option("--dry-run", is_flag=True, help="print the requests instead of sending them")
 @click.pass_context
-def install_pipeline(ctx: click.Context, index: str | None, service: str, name: str,
-                     dry_run: bool) -> None:
+def install_pipeline(ctx: click.Context, index: str | None, service: str | None,
+                     local_model: bool, name: str, dry_run: bool) -> None:
     """Register rex-search as the reranker of an OpenSearch search pipeline (again: updates
     the connector and model in place)."""
     from rex_search.integrations.opensearch_pipeline import check_index, install, plan
 
+    if bool(service) == local_model:
+        raise click.UsageError("give exactly one of --service URL and --local-model")
     if dry_run:
+        if service is None:
+            raise click.UsageError("--dry-run shows the --service plan")
         for step in plan(service, name, trusted=["<endpoints the cluster already trusts>"]):
             body = "" if step.body is None else json.dumps(step.body, indent=2)
             click.echo(f"{step.method} {step.path}\n{body}\n")
         return
     client, alias = _opensearch_client(ctx, index, "install-pipeline")
     check_index(client, alias)
-    click.echo(json.dumps(install(client, service, name), indent=2))
+    if service is not None:
+        click.echo(json.dumps(install(client, service, name), indent=2))
+        return
+    import tempfile
+
+    from rex_search.integrations.ml_commons_model import install_local
+    from rex_search.model_files import BUNDLED_RERANKER, resolve_model
+
+    with tempfile.TemporaryDirectory() as work:
+        created = install_local(client, Path(resolve_model(BUNDLED_RERANKER)), Path(work), name)
+    created.pop("model_zip")
+    click.echo(json.dumps(created, indent=2))
 
 
 @opensearch_group.command("uninstall-pipeline")

@@ -256,7 +256,10 @@ class OpenSearchNode:
             settings.update({"plugins.ml_commons.only_run_on_ml_node": "false",
                              "plugins.ml_commons.native_memory_threshold": "100",
                              "plugins.ml_commons.jvm_heap_memory_threshold": "100"})
-            env = dict(os.environ, JAVA_HOME=java, OPENSEARCH_JAVA_OPTS=heap,
+            # ml-commons runs ONNX models through DJL, which would fetch libtorch from the
+            # internet for its helper engine; ONNX Runtime alone is enough (and offline).
+            djl = "-Dai.djl.offline=true -Dai.djl.onnx.disable_alternative=true"
+            env = dict(os.environ, JAVA_HOME=java, OPENSEARCH_JAVA_OPTS=f"{heap} {djl}",
                        OPENSEARCH_PATH_CONF=str(self.run_dir / "config"))
         env["HOME"] = str(self.run_dir)
         args = [str(self.home / "bin" / self.engine)]
@@ -340,6 +343,8 @@ def main() -> None:
         node.start()
         print(f"green at {node.url} after {time.monotonic() - started:.0f} s (data in {run_dir});"
               f" use opensearch://127.0.0.1:{node.port}/products?knn_engine=lucene. Ctrl-C stops.")
+        # SIGTERM (kill, a supervisor) stops the node too, not only Ctrl-C.
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
         try:
             node.process.wait()
         except KeyboardInterrupt:
