@@ -97,43 +97,39 @@ def osmem_server():
         server.process.stdout.close()
 
 
-@pytest.fixture(scope="session")
-def opensearch_node():
-    """A real OpenSearch node assembled from Maven Central (tests/opensearch_node.py), started
-    once per session and stopped at its end. Skips, saying why, where Java or Maven are missing
-    -- unless REX_REQUIRE_OPENSEARCH=1 (set by .ci/run), where that is a failure."""
-    from tests.opensearch_node import NodeError, OpenSearchNode, assemble
+def _started_node(assembler, engine: str, heap: str):
+    """Assemble and start a node; skip (or, with REX_REQUIRE_OPENSEARCH=1 as .ci/run sets,
+    fail) saying why where Java or Maven are missing. Yields the node, then stops it."""
+    from tests.opensearch_node import NodeError, OpenSearchNode
 
     # Not pytest's tmp_path: its folders are private to root, and as root the node runs as
     # an unprivileged user that must reach its run folder.
-    run_dir = Path(tempfile.mkdtemp(prefix="rex-opensearch-"))
+    run_dir = Path(tempfile.mkdtemp(prefix=f"rex-{engine}-"))
     try:
-        node = OpenSearchNode(assemble(), run_dir)
+        node = OpenSearchNode(assembler(), run_dir, heap=heap, engine=engine)
         node.start()
     except NodeError as exc:
         if os.environ.get("REX_REQUIRE_OPENSEARCH") == "1":
-            pytest.fail(f"no OpenSearch node: {exc}")
-        pytest.skip(f"no OpenSearch node (needs Java and Maven Central): {exc}")
+            pytest.fail(f"no {engine} node: {exc}")
+        pytest.skip(f"no {engine} node (needs Java and Maven Central): {exc}")
     yield node
     node.stop()
     shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def opensearch_node():
+    """A real OpenSearch node assembled from Maven Central (tests/opensearch_node.py), started
+    once per session."""
+    from tests.opensearch_node import assemble
+
+    yield from _started_node(assemble, "opensearch", "1g")
 
 
 @pytest.fixture(scope="session")
 def elasticsearch_node():
     """A real Elasticsearch 8 node from Maven Central's minimal distribution (see
-    tests/opensearch_node.py for what it lacks); skips like `opensearch_node`."""
-    from tests.opensearch_node import NodeError, OpenSearchNode, assemble_elasticsearch
+    tests/opensearch_node.py for what it lacks)."""
+    from tests.opensearch_node import assemble_elasticsearch
 
-    run_dir = Path(tempfile.mkdtemp(prefix="rex-elasticsearch-"))
-    try:
-        node = OpenSearchNode(assemble_elasticsearch(), run_dir, heap="512m",
-                              engine="elasticsearch")
-        node.start()
-    except NodeError as exc:
-        if os.environ.get("REX_REQUIRE_OPENSEARCH") == "1":
-            pytest.fail(f"no Elasticsearch node: {exc}")
-        pytest.skip(f"no Elasticsearch node (needs Java 21+ and Maven Central): {exc}")
-    yield node
-    node.stop()
-    shutil.rmtree(run_dir, ignore_errors=True)
+    yield from _started_node(assemble_elasticsearch, "elasticsearch", "512m")

@@ -37,7 +37,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -137,64 +137,67 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def assemble(cache: Path = DEFAULT_CACHE) -> Path:
-    """The node's home folder, built once per version (under a lock; built aside, then moved)."""
-    home = cache / f"opensearch-{OPENSEARCH_VERSION}"
-    with _locked(cache / ".lock"):
+def _build_once(home: Path, build: Callable[[Path], Path], stamp: dict) -> Path:
+    """``home``, built by ``build(work folder)`` unless already there: under a lock, built
+    aside and moved into place last, so a killed build leaves nothing half-made."""
+    with _locked(home.parent / ".lock"):
         if (home / ".assembled").exists():
             return home
-        work = Path(tempfile.mkdtemp(prefix="assemble-", dir=cache))
+        work = Path(tempfile.mkdtemp(prefix="assemble-", dir=home.parent))
         try:
-            downloads = work / "downloads"
-            downloads.mkdir()
-            _fetch(downloads)
-            with zipfile.ZipFile(downloads / f"opensearch-{OPENSEARCH_VERSION}.zip") as z:
-                z.extractall(work)
-            built = work / f"opensearch-{OPENSEARCH_VERSION}"
-            for script in (built / "bin").iterdir():
-                script.chmod(0o755)
-            _build_modules(built, downloads / "jars")
-            env = dict(os.environ, JAVA_HOME=str(java_home()))
-            for plugin in PLUGINS:
-                zip_path = downloads / f"{plugin}-{PLUGIN_VERSION}.zip"
-                done = subprocess.run([str(built / "bin" / "opensearch-plugin"), "install",
-                                       "--batch", zip_path.as_uri()], env=env,
-                                      capture_output=True, text=True)
-                if done.returncode != 0:
-                    raise NodeError(f"installing {plugin} failed: {done.stdout[-800:]}"
-                                    f"{done.stderr[-800:]}")
-            (built / ".assembled").write_text(json.dumps(
-                {"opensearch": OPENSEARCH_VERSION, "plugins": PLUGINS}))
+            built = build(work)
+            (built / ".assembled").write_text(json.dumps(stamp))
             shutil.rmtree(home, ignore_errors=True)
             built.rename(home)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return home
+
+
+def _unzip(archive: Path, into: Path, name: str) -> Path:
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(into)
+    built = into / name
+    for script in (built / "bin").iterdir():
+        script.chmod(0o755)
+    return built
+
+
+def _build_opensearch(work: Path) -> Path:
+    downloads = work / "downloads"
+    downloads.mkdir()
+    _fetch(downloads)
+    built = _unzip(downloads / f"opensearch-{OPENSEARCH_VERSION}.zip", work,
+                   f"opensearch-{OPENSEARCH_VERSION}")
+    _build_modules(built, downloads / "jars")
+    env = dict(os.environ, JAVA_HOME=str(java_home()))
+    for plugin in PLUGINS:
+        zip_path = downloads / f"{plugin}-{PLUGIN_VERSION}.zip"
+        done = subprocess.run([str(built / "bin" / "opensearch-plugin"), "install", "--batch",
+                               zip_path.as_uri()], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise NodeError(f"installing {plugin} failed: {done.stdout[-800:]}"
+                            f"{done.stderr[-800:]}")
+    return built
+
+
+def _build_elasticsearch(work: Path) -> Path:
+    _maven(["dependency:copy", f"-Dartifact={ELASTICSEARCH}", f"-DoutputDirectory={work}"],
+           work)
+    return _unzip(work / f"elasticsearch-{ELASTICSEARCH_VERSION}.zip", work,
+                  f"elasticsearch-{ELASTICSEARCH_VERSION}")
+
+
+def assemble(cache: Path = DEFAULT_CACHE) -> Path:
+    """OpenSearch with its plugins and modules, built once per version."""
+    return _build_once(cache / f"opensearch-{OPENSEARCH_VERSION}", _build_opensearch,
+                       {"opensearch": OPENSEARCH_VERSION, "plugins": PLUGINS})
 
 
 def assemble_elasticsearch(cache: Path = DEFAULT_CACHE) -> Path:
     """Elasticsearch's minimal distribution, unpacked once per version."""
-    home = cache / f"elasticsearch-{ELASTICSEARCH_VERSION}"
-    with _locked(cache / ".lock"):
-        if (home / ".assembled").exists():
-            return home
-        work = Path(tempfile.mkdtemp(prefix="assemble-", dir=cache))
-        try:
-            _maven(["dependency:copy", f"-Dartifact={ELASTICSEARCH}",
-                    f"-DoutputDirectory={work}"], work)
-            with zipfile.ZipFile(work / f"elasticsearch-{ELASTICSEARCH_VERSION}.zip") as z:
-                z.extractall(work)
-            built = work / f"elasticsearch-{ELASTICSEARCH_VERSION}"
-            for folder in ("bin", "jdk/bin"):
-                for script in (built / folder).glob("*"):
-                    script.chmod(0o755)
-            (built / ".assembled").write_text(json.dumps({"elasticsearch":
-                                                          ELASTICSEARCH_VERSION}))
-            shutil.rmtree(home, ignore_errors=True)
-            built.rename(home)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return home
+    return _build_once(cache / f"elasticsearch-{ELASTICSEARCH_VERSION}", _build_elasticsearch,
+                       {"elasticsearch": ELASTICSEARCH_VERSION})
 
 
 def free_port() -> int:

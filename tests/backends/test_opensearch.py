@@ -333,6 +333,7 @@ def test_credentials_with_reserved_characters_are_parsed_and_hidden():
             parse_target(bad)
 
 
+@pytest.mark.slow  # ~25 s: a node restart and a few hundred embeddings
 def test_a_real_node_killed_mid_bulk_and_restarted_loses_and_duplicates_nothing(
         opensearch_node, small_catalog, tmp_path, embedder):
     """SIGKILL the real node while a catalog is being bulk-indexed, restart it on the same
