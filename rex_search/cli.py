@@ -379,10 +379,13 @@ def uninstall_pipeline(ctx: click.Context, index: str | None, service: str, name
               help="requests that run the models at once")
 @click.option("--queue", type=click.IntRange(0, 10_000), default=8, show_default=True,
               help="requests that may wait; beyond this, 503 at once")
+@click.option("--api-key-env", metavar="VAR",
+              help="require Authorization: Bearer $VAR on every POST (off by default)")
 @click.pass_context
 def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: int,
-          queue: int) -> None:
-    """Serve /search, /rerank, /health, /metrics and a search page over HTTP."""
+          queue: int, api_key_env: str | None) -> None:
+    """Serve /search, /rerank (also /v1/rerank, /v2/rerank), /health, /metrics and a search
+    page over HTTP."""
     try:
         import uvicorn
     except ImportError as exc:
@@ -394,8 +397,16 @@ def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: 
 
     config = _config(ctx, index)
     _require_index(config)
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise RexSearchError(f"--api-key-env {api_key_env}: that variable is not set")
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: serving on {host} without authentication; anyone who can reach "
+                   "it can run the models (use --api-key-env VAR)", err=True)
     # The port opens at once and /health says "loading" (503) until model and index are ready.
-    app = create_app(None, Limits(workers=workers, queue=queue))
+    app = create_app(None, Limits(workers=workers, queue=queue), api_key)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            timeout_graceful_shutdown=10,
                                            h11_max_incomplete_event_size=16 * 1024))

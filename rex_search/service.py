@@ -9,6 +9,7 @@ an immediate 503 with Retry-After instead of queueing without bound.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import re
@@ -47,8 +48,10 @@ class ApiError(Exception):
         self.status, self.kind, self.message = status, kind, message
 
 
-def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
-    """The ASGI app. ``pipeline`` None means "still loading": /health answers 503."""
+def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
+               api_key: str | None = None):
+    """The ASGI app. ``pipeline`` None means "still loading": /health answers 503. With
+    ``api_key``, every POST needs ``Authorization: Bearer <api_key>`` (401 otherwise)."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.base import BaseHTTPMiddleware
@@ -134,10 +137,16 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
         return JSONResponse(result.to_dict())
 
     async def rerank(request: Request) -> JSONResponse:
-        """Hosted-rerank-API shape: {query, documents, top_n} -> {results: [{index,
-        relevance_score}]}; documents are strings or objects with id/title/text/description."""
+        """The hosted-rerank shape, at /rerank, /v1/rerank and /v2/rerank: {model?, query,
+        documents, top_n?, return_documents?} -> {id, model, results: [{index,
+        relevance_score, document?}], meta}. Documents are strings (a string already in the
+        product format is read back as title and description) or objects with
+        id/title/text/description; ``top_n`` is clamped to the number of documents, as the
+        hosted APIs do."""
         data = await json_body(request)
         query = _text(data, "query", limits.max_query_chars)
+        if data.get("model") is not None and not isinstance(data["model"], str):
+            raise ApiError(422, "invalid_request", "model must be a string")
         docs = data.get("documents")
         if not isinstance(docs, list) or not docs:
             raise ApiError(422, "invalid_request", "documents must be a non-empty list")
@@ -145,15 +154,22 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
             raise ApiError(422, "invalid_request",
                            f"at most {limits.max_documents} documents per call, got {len(docs)}")
         products = [_document(i, d, limits.max_document_chars) for i, d in enumerate(docs)]
-        top_n = _int(data, "top_n", len(products), 1, len(products))
+        top_n = min(_int(data, "top_n", len(products), 1, 1_000_000), len(products))
+        return_documents = data.get("return_documents", False)
+        if not isinstance(return_documents, bool):
+            raise ApiError(422, "invalid_request", "return_documents must be true or false")
         pipe = ready()
         raw = await run_model(pipe.reranker.score, query, products)
         scores = _unit(raw, pipe.reranker.kind)
         order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:top_n]
         results = [{"index": i, "relevance_score": scores[i],
                     **({"id": products[i].parent_asin} if isinstance(docs[i], dict)
-                       and "id" in docs[i] else {})} for i in order]
-        return JSONResponse({"model": pipe.reranker.name, "results": results})
+                       and "id" in docs[i] else {}),
+                    **({"document": {"text": docs[i]} if isinstance(docs[i], str) else docs[i]}
+                       if return_documents else {})} for i in order]
+        version = "2" if request.url.path.startswith("/v2/") else "1"
+        return JSONResponse({"id": request.state.request_id, "model": pipe.reranker.name,
+                             "results": results, "meta": {"api_version": {"version": version}}})
 
     async def health(request: Request) -> JSONResponse:
         pipe = state["pipeline"]
@@ -184,6 +200,8 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
 
     routes = [Route("/search", search, methods=["POST"]),
               Route("/rerank", rerank, methods=["POST"]),
+              Route("/v1/rerank", rerank, methods=["POST"]),
+              Route("/v2/rerank", rerank, methods=["POST"]),
               Route("/health", health), Route("/metrics", metrics_endpoint),
               Route("/openapi.json", openapi), Route("/", page)]
     known_paths = {route.path for route in routes}
@@ -194,13 +212,19 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
         started = time.perf_counter()
         # A bounded label: the route, never the raw path (every 404 path would add series).
         path = request.url.path if request.url.path in known_paths else "other"
+        request.state.request_id = request_id
         try:
+            if api_key is not None and request.method == "POST" and \
+                    not _authorized(request.headers.get("authorization", ""), api_key):
+                raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>")
             response = await call_next(request)
         except ApiError as exc:
             response = JSONResponse({"error": {"type": exc.kind, "message": exc.message},
                                      "request_id": request_id}, status_code=exc.status)
             if exc.status == 503:
                 response.headers["Retry-After"] = "1"
+            if exc.status == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
         except Exception:
             logger.exception("request %s %s failed", request_id, path)
             response = JSONResponse({"error": {"type": "internal", "message":
@@ -230,6 +254,12 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None):
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _authorized(header: str, api_key: str) -> bool:
+    scheme, _, token = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(),
+                                                              api_key.encode())
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -316,16 +346,20 @@ OPENAPI: dict[str, Any] = {
                              "responses": {"200": {"description": "SearchResult"},
                                            "422": {"description": "invalid request"},
                                            "503": {"description": "loading or overloaded"}}}},
-        "/rerank": {"post": {"summary": "Score documents for a query (hosted-rerank shape)",
-                             "requestBody": {"content": {"application/json": {"schema": {
-                                 "type": "object", "required": ["query", "documents"],
-                                 "properties": {
-                                     "query": {"type": "string"},
-                                     "documents": {"type": "array", "maxItems": 1000, "items": {
-                                         "oneOf": [{"type": "string"}, {"type": "object"}]}},
-                                     "top_n": {"type": "integer", "minimum": 1}}}}}},
-                             "responses": {"200": {"description": "{model, results: [{index, "
-                                                                  "relevance_score, id?}]}"}}}},
+        **{path: {"post": {"summary": "Score documents for a query (hosted-rerank shape)",
+                           "requestBody": {"content": {"application/json": {"schema": {
+                               "type": "object", "required": ["query", "documents"],
+                               "properties": {
+                                   "model": {"type": "string"},
+                                   "query": {"type": "string"},
+                                   "documents": {"type": "array", "maxItems": 1000, "items": {
+                                       "oneOf": [{"type": "string"}, {"type": "object"}]}},
+                                   "top_n": {"type": "integer", "minimum": 1},
+                                   "return_documents": {"type": "boolean"}}}}}},
+                           "responses": {"200": {"description": "{id, model, results: [{index, "
+                                                                "relevance_score, id?, "
+                                                                "document?}], meta}"}}}}
+           for path in ("/rerank", "/v1/rerank", "/v2/rerank")},
         "/health": {"get": {"summary": "200 when model and index are loaded, else 503",
                             "responses": {"200": {"description": "ready"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics",

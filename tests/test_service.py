@@ -65,6 +65,57 @@ def test_rerank_accepts_the_hosted_rerank_shape(url):
     assert [r.get("id") for r in results if r["index"] == 1] == ["B1"]
 
 
+DOCUMENTS = ["cast iron skillet", "trail running shoes for men", "wool socks",
+             "Title: Nike Pegasus running shoe\nDescription: Brand: Nike. Mesh upper."]
+
+
+def test_the_cohere_sdk_reranks_through_the_service(url):
+    """A real client of the hosted rerank API, pointed at rex-search: /v2 and /v1."""
+    import cohere
+
+    expected = httpx.post(f"{url}/rerank", json={"query": "running shoes",
+                                                 "documents": DOCUMENTS}).json()["results"]
+    with httpx.Client() as http:  # closed here: the SDK's own client would leak its socket
+        v2 = cohere.ClientV2(api_key="unused", base_url=url, httpx_client=http).rerank(
+            model="rex-search", query="running shoes", documents=DOCUMENTS, top_n=2)
+        v1 = cohere.Client(api_key="unused", base_url=url, httpx_client=http).rerank(
+            model="rex-search", query="running shoes", documents=DOCUMENTS, top_n=50,
+            return_documents=True)
+    assert [r.index for r in v2.results] == [r["index"] for r in expected[:2]]
+    assert [r.relevance_score for r in v2.results] == [r["relevance_score"]
+                                                       for r in expected[:2]]
+    assert v2.meta.api_version.version == "2"
+    assert len(v1.results) == len(DOCUMENTS)  # top_n clamped, as the hosted APIs do
+    assert [r.document.text for r in v1.results] == [DOCUMENTS[r["index"]] for r in expected]
+
+
+def test_rerank_clamps_top_n_and_returns_documents_on_request(url):
+    body = {"query": "running shoes", "documents": DOCUMENTS, "top_n": 99}
+    plain = httpx.post(f"{url}/v2/rerank", json=body).json()
+    assert len(plain["results"]) == 4 and "document" not in plain["results"][0]
+    assert plain["id"] and plain["meta"] == {"api_version": {"version": "2"}}
+    shown = httpx.post(f"{url}/v1/rerank", json={**body, "return_documents": True}).json()
+    assert shown["results"][0]["document"] == {"text": DOCUMENTS[shown["results"][0]["index"]]}
+    bad = httpx.post(f"{url}/rerank", json={**body, "return_documents": "yes"})
+    assert bad.status_code == 422
+
+
+def test_an_api_key_guards_every_post_but_not_health(pipeline):
+    with running(create_app(pipeline, api_key="s3cret-key")) as base:
+        body = {"query": "running shoes", "documents": ["shoe"]}
+        refused = httpx.post(f"{base}/v2/rerank", json=body)
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+        assert refused.json()["error"]["type"] == "unauthorized"
+        wrong = httpx.post(f"{base}/search", json={"query": "shoes"},
+                           headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        allowed = httpx.post(f"{base}/v2/rerank", json=body,
+                             headers={"Authorization": "Bearer s3cret-key"})
+        assert allowed.status_code == 200
+        assert httpx.get(f"{base}/health").status_code == 200
+
+
 @pytest.mark.parametrize(("path", "body", "status", "message"), [
     ("/search", {"query": ""}, 422, "query must be a non-empty string"),
     ("/search", {"query": "x" * 600}, 422, "query is 600 characters; at most 512"),
