@@ -41,6 +41,7 @@ def _require_index(config: Config) -> None:
 
 
 @click.group()
+@click.version_option(package_name="rex-search", prog_name="rex-search")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="TOML configuration file (default: $REX_CONFIG).")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
@@ -657,7 +658,7 @@ def _index_context(config: Config):
 def main() -> None:
     """Console entry point: `RexSearchError` becomes `Error: ...` and exit code 1."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, prog_name="rex-search")
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

@@ -167,3 +167,13 @@ def test_inventory_update_reports_unknown_and_rejected(small_index_dir: Path, tm
     assert asin not in [h.parent_asin for h in backend.bm25(
         "running shoes", 50, Filters(exclude_out_of_stock=True))]
     backend.close()
+
+
+def test_version_and_python_dash_m():
+    from importlib.metadata import version
+
+    assert run("--version").stdout.strip() == f"rex-search, version {version('rex-search')}"
+    as_module = subprocess.run([sys.executable, "-m", "rex_search", "--help"],
+                               capture_output=True, text=True)
+    assert as_module.returncode == 0
+    assert as_module.stdout.startswith("Usage: rex-search [OPTIONS] COMMAND")
