@@ -64,16 +64,30 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
     state: dict[str, Any] = {"pipeline": pipeline, "in_flight": 0}
     slots = asyncio.Semaphore(limits.workers)
 
-    async def run_model(fn, *args, **kwargs):
-        """Run blocking model work in a thread, bounded by the worker slots and queue."""
+    async def run_model(fn, *args, deadline: float | None = None, **kwargs):
+        """Run blocking model work in a thread, bounded by the worker slots and queue. Work
+        whose ``deadline`` (a perf_counter time) passed while it queued is refused at once."""
         if state["in_flight"] >= limits.workers + limits.queue:
             metrics.inc("rex_rejected_total", reason="overload")
             raise ApiError(503, "overloaded", "server is at capacity; retry shortly")
         state["in_flight"] += 1
         metrics.set("rex_in_flight", state["in_flight"])
         try:
-            async with slots:
+            # A free worker runs the request even on a spent budget (the pipeline answers in
+            # retrieval order, marked degraded); a busy one is awaited no longer than the
+            # budget allows, so the answer comes at the deadline, never later.
+            try:
+                wait = None if deadline is None or not slots.locked() else \
+                    max(0.0, deadline - time.perf_counter())
+                await asyncio.wait_for(slots.acquire(), timeout=wait)
+            except TimeoutError:
+                metrics.inc("rex_rejected_total", reason="budget")
+                raise ApiError(503, "budget_spent", "budget_ms was spent waiting for a "
+                                                    "worker; retry or allow more time") from None
+            try:
                 return await asyncio.to_thread(fn, *args, **kwargs)
+            finally:
+                slots.release()
         finally:
             state["in_flight"] -= 1
             metrics.set("rex_in_flight", state["in_flight"])
@@ -115,6 +129,7 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
         return state["pipeline"]
 
     async def search(request: Request) -> JSONResponse:
+        arrived = time.perf_counter()  # budget_ms counts from here: queueing included
         data = await json_body(request)
         query = _text(data, "query", limits.max_query_chars)
         page = _int(data, "page", 1, 1, 10_000)
@@ -127,8 +142,10 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
         if not isinstance(rerank, bool):
             raise ApiError(422, "invalid_request", "rerank must be true or false")
         pipe = ready()
+        deadline = arrived + budget / 1000 if budget is not None else None
         result = await run_model(pipe.search, query, filters=filters, page=page, size=size,
-                                 budget_ms=budget, rerank=rerank)
+                                 budget_ms=budget, rerank=rerank, started=arrived,
+                                 deadline=deadline)
         for stage, ms in result.timings_ms.items():
             if stage != "cached":
                 metrics.observe("rex_stage_seconds", ms / 1000, stage=stage)

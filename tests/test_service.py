@@ -210,6 +210,34 @@ def test_overload_gets_fast_503s(pipeline):
     assert results == [200, 200]
 
 
+def test_budget_ms_counts_the_time_spent_queued(pipeline):
+    """With the only worker busy, a search with a 300 ms budget is answered 503 when its
+    budget runs out -- not seconds later when the worker frees."""
+    gate = threading.Event()
+
+    class Slow:
+        name, kind = "slow", "cross-encoder"
+
+        def score(self, query, products, vectors=None):
+            gate.wait(5)
+            return [0.5] * len(products)
+
+    slow = SearchPipeline(pipeline.backend, pipeline.embedder, Slow())
+    with running(create_app(slow, Limits(workers=1, queue=4))) as base:
+        busy = threading.Thread(target=lambda: httpx.post(
+            f"{base}/rerank", json={"query": "q", "documents": ["d"]}, timeout=10))
+        busy.start()
+        time.sleep(0.3)
+        started = time.perf_counter()
+        late = httpx.post(f"{base}/search", json={"query": "running shoes", "budget_ms": 300},
+                          timeout=10)
+        elapsed = time.perf_counter() - started
+        gate.set()
+        busy.join()
+    assert late.status_code == 503 and late.json()["error"]["type"] == "budget_spent"
+    assert 0.25 < elapsed < 1.5  # answered at its deadline, not when the worker freed (5 s)
+
+
 def test_hostile_requests_are_refused_cheaply(url):
     form = httpx.post(f"{url}/rerank", content=b'{"query": "q", "documents": ["d"]}',
                       headers={"content-type": "text/plain"})

@@ -91,7 +91,7 @@ class SearchPipeline:
 
     def search(self, query: str, filters: Filters | None = None, page: int = 1,
                size: int = 10, budget_ms: float | None = None,
-               rerank: bool = True) -> SearchResult:
+               rerank: bool = True, started: float | None = None) -> SearchResult:
         """Return page ``page`` (1-based) of ``size`` hits for ``query``.
 
         ``budget_ms`` bounds the whole request: the reranker scores candidates best-first (by
@@ -100,11 +100,13 @@ class SearchPipeline:
         different scales), and the result says ``reranked`` k of ``total_candidates`` and
         ``degraded``. A reranker error also degrades to fused order, with the reason, instead of
         raising. ``rerank=False`` gives the retrieval-only order (for comparison).
+        ``started`` (a ``time.perf_counter()`` value) is when the request arrived, if earlier
+        than this call: the budget and ``timings_ms["total"]`` count from then.
         """
         check_query(query)
         if page < 1 or size < 1:
             raise ValueError(f"page and size must be >= 1, got page={page}, size={size}")
-        started = time.perf_counter()
+        started = time.perf_counter() if started is None else started
         key = (" ".join(query.split()).lower(), filters, self.reranker.name if rerank else None,
                budget_ms, self.backend.generation())
         with self._lock:
