@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +62,10 @@ class RerankConfig:
     combine: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_COMBINE))
 
 
+RULE_NAMES = ("brand_exclusion", "availability", "brand_preference", "size_match", "diversity",
+              "pinning")
+
+
 @dataclass(frozen=True)
 class RulesConfig:
     """Business rules, applied in ``order`` after reranking (see rex_search/rules/)."""
@@ -95,18 +100,82 @@ _CLASSES = {"index": IndexConfig, "retrieval": RetrievalConfig, "rerank": Rerank
             "rules": RulesConfig}
 
 
+# Numeric fields with a floor other than 0, and fields in [0, 1].
+_AT_LEAST_ONE = {"window", "max_tokens", "batch_size", "deadline_batch", "per_brand",
+                 "diversity_window", "rrf_k"}
+_FRACTIONS = {"mmr_lambda"}
+
+
+def _check(section: str, key: str, value: Any, hint: Any, source: str) -> Any:
+    """``value`` as the field's type wants it, or a ConfigError naming the key and what is
+    allowed: checked when the file is loaded, not at the first query."""
+    where = f"{source}: [{section}] {key}"
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where} = {value!r}; allowed: "
+                              f"{', '.join(repr(a) for a in args)}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                (hint is int and not isinstance(value, int)):
+            raise ConfigError(f"{where} must be {'an integer' if hint is int else 'a number'}, "
+                              f"got {value!r}")
+        low = 1 if key in _AT_LEAST_ONE else 0
+        if value < low or (key in _FRACTIONS and value > 1):
+            bounds = "in [0, 1]" if key in _FRACTIONS else f">= {low}"
+            raise ConfigError(f"{where} must be {bounds}, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where} must be a non-empty string, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        if key == "order":
+            unknown = [v for v in value if v not in RULE_NAMES]
+            if unknown:
+                raise ConfigError(f"{where}: unknown rule(s) {', '.join(unknown)}; allowed: "
+                                  f"{', '.join(RULE_NAMES)}")
+        return tuple(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {value!r}")
+        value_hint = args[1]
+        for name, item in value.items():
+            _check(section, f"{key}.{name}", item, value_hint, source)
+        return value
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        return value
+    return value
+
+
+def _env_index(config: Config) -> Config:
+    """``$REX_BACKEND`` / ``$REX_INDEX`` name the index for every entry point, as for the CLI."""
+    path = os.environ.get("REX_BACKEND") or os.environ.get("REX_INDEX")
+    return with_overrides(config, index={"path": path}) if path else config
+
+
 def load_config(path: str | Path | None = None) -> Config:
-    """Read ``path`` (or ``$REX_CONFIG``); no file means defaults. Unknown keys are errors."""
+    """Read ``path`` (or ``$REX_CONFIG``); no file means defaults. Unknown keys and invalid
+    values are a ConfigError naming the key; ``$REX_BACKEND``/``$REX_INDEX`` set the index."""
     path = path or os.environ.get("REX_CONFIG")
     if not path:
-        return Config()
+        return _env_index(Config())
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return config_from_dict(data, source=str(path))
+    return _env_index(config_from_dict(data, source=str(path)))
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
@@ -115,19 +184,18 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
         cls = _CLASSES.get(name)
         if cls is None:
             raise ConfigError(f"{source}: unknown section [{name}]; valid: {', '.join(_CLASSES)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
         valid = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - valid)
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} in [{name}]; "
                               f"valid: {', '.join(sorted(valid))}")
-        values = {k: tuple(v) if isinstance(v, list) and k != "pins" else v
-                  for k, v in values.items()}
+        hints = typing.get_type_hints(cls)
+        values = {k: _check(name, k, v, hints[k], source) for k, v in values.items()}
         if name == "rerank" and "combine" in values:
             from rex_search.rerank.combine import check_weights
 
-            if not isinstance(values["combine"], dict):
-                raise ConfigError(f"{source}: [rerank] combine must be a table of signal "
-                                  "weights, e.g. {{rerank = 0.7, dense = 0.3}}")
             check_weights(values["combine"])
         sections[name] = cls(**values)
     return Config(**sections)

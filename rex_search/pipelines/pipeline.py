@@ -75,8 +75,15 @@ class SearchPipeline:
     def from_config(cls, config: Config) -> SearchPipeline:
         from rex_search.backends.open import open_backend
 
-        embedder = Embedder(config.index.embedding_model)
         backend = open_backend(config.index.path, embedder=None)
+        # Queries are embedded with the model the index was built with, whatever the config
+        # says: vectors from another model would be compared with the index's silently.
+        model = getattr(backend, "model_id", None) or config.index.embedding_model
+        if model != config.index.embedding_model:
+            logger.warning("index %s was embedded with %s; using it for queries, not the "
+                           "configured %s", config.index.path, model,
+                           config.index.embedding_model)
+        embedder = Embedder(model)
         reranker = load_reranker(config.rerank.model, embedder, config.rerank.max_tokens,
                                  config.rerank.batch_size, config.rerank.runtime)
         return cls(backend, embedder, reranker, config.retrieval, config.rerank, config.rules)

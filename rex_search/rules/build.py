@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rex_search.config import RulesConfig
+from rex_search.config import RULE_NAMES, RulesConfig
 from rex_search.errors import ConfigError
 from rex_search.rules.availability import Availability
 from rex_search.rules.base import Rule
@@ -10,9 +10,6 @@ from rex_search.rules.brand import BrandExclusion, BrandPreference
 from rex_search.rules.diversity import Diversity
 from rex_search.rules.pinning import Pinning
 from rex_search.rules.size import SizeMatch
-
-RULE_NAMES = ("brand_exclusion", "availability", "brand_preference", "size_match", "diversity",
-              "pinning")
 
 
 def build_rules(config: RulesConfig) -> list[Rule]:
