@@ -54,6 +54,10 @@ class Hit:
     in_stock: bool | None
     score: float
     explanation: Explanation
+    image: str | None = None  # an http(s) URL from the catalog
+    rating: float | None = None  # average rating, 0-5
+    rating_count: int | None = None
+    category: str | None = None  # the most specific catalog category
 
 
 @dataclass(frozen=True)

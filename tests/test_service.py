@@ -39,6 +39,10 @@ def test_search_returns_explained_results(url):
     assert data["constraints"]["exclude_brands"] == ["Nike"]
     assert set(data["hits"][0]["explanation"]) >= {"retrieval", "rerank_score", "rules"}
     assert response.headers["x-request-id"]
+    # What a results page shows, from the catalog (every sample product has an image).
+    for hit in data["hits"]:
+        assert hit["image"].startswith("https://")
+        assert hit["category"] and (hit["rating"] is None or 0 <= hit["rating"] <= 5)
     retrieval = httpx.post(f"{url}/search", json={"query": "running shoes", "rerank": False})
     assert retrieval.json()["reranker"] == "none (retrieval order)"
     assert retrieval.json()["reranked"] == 0

@@ -209,7 +209,29 @@ def parse_row(raw: dict[str, Any]) -> Product:
         average_rating=_number(raw, "average_rating"),
         rating_number=_integer(raw, "rating_number"),
         details=details,
+        image=_image(raw.get("images")),
     )
+
+
+def _image(value: Any) -> str | None:
+    """The first http(s) URL in ``images`` (Amazon-Reviews-2023: a list of {large, hi_res,
+    thumb, variant}; also a list of URLs, or either as JSON text in CSV). Display only: an
+    unreadable value means no image, never a rejected product; other schemes (javascript:,
+    data:) are never taken."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = [value]
+    if not isinstance(value, list):
+        return None
+    for item in value:
+        urls = [item] if isinstance(item, str) else \
+            [item.get(k) for k in ("large", "hi_res", "thumb")] if isinstance(item, dict) else []
+        for url in urls:
+            if isinstance(url, str) and re.fullmatch(r"https?://[^\s\"'<>]{1,2000}", url):
+                return url
+    return None
 
 
 def _type_name(value: Any) -> str:

@@ -19,6 +19,7 @@ OPTIONAL_COLUMNS = (
     "details",
     "average_rating",
     "rating_number",
+    "images",
 )
 
 
@@ -38,6 +39,7 @@ class Product:
     average_rating: float | None = None
     rating_number: int | None = None
     details: dict[str, str] = field(default_factory=dict)
+    image: str | None = None  # the first http(s) image URL of the catalog's ``images``
 
     @property
     def color(self) -> str | None:

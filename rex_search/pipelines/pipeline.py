@@ -207,7 +207,9 @@ def _hit(rank: int, r: Ranked) -> Hit:
     product = r.item.product
     return Hit(
         rank=rank, parent_asin=r.parent_asin, title=product.title, brand=product.brand,
-        price=product.price, in_stock=r.item.in_stock, score=r.score,
+        price=product.price, in_stock=r.item.in_stock, score=r.score, image=product.image,
+        rating=product.average_rating, rating_count=product.rating_number,
+        category=(product.categories[-1] if product.categories else product.main_category),
         explanation=Explanation(
             retrieval=dict(r.candidate.sources), fused_rank=r.candidate.fused_rank,
             fused_score=r.candidate.fused_score, rerank_score=r.rerank_score,

@@ -158,3 +158,22 @@ def test_brand_key_is_case_and_punctuation_insensitive():
     assert brand_key("HP Inc.") == "hpinc"
     assert brand_key("h.p.") == brand_key("HP") == "hp"
     assert brand_key(None) == ""
+
+
+def test_images_give_the_first_http_url_and_never_reject_a_product(tmp_path):
+    import json as _json
+
+    from rex_search.catalog.reader import read_catalog as _read
+
+    rows = [
+        {"parent_asin": "A1", "title": "Shoe", "images": [
+            {"hi_res": None, "large": "https://img.example/a1.jpg", "thumb": None}]},
+        {"parent_asin": "A2", "title": "Bag", "images": '["https://img.example/a2.jpg"]'},
+        {"parent_asin": "A3", "title": "Sock", "images": [{"large": "javascript:alert(1)"}]},
+        {"parent_asin": "A4", "title": "Hat", "images": 7},
+    ]
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(_json.dumps(r) for r in rows))
+    products = {p.parent_asin: p for b in _read(path) for p in b.products}
+    assert [products[a].image for a in ("A1", "A2", "A3", "A4")] == [
+        "https://img.example/a1.jpg", "https://img.example/a2.jpg", None, None]
