@@ -15,7 +15,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from rex_search.backends.base import Backend, Filters
+from rex_search.backends.base import Backend, Filters, IndexedProduct
+from rex_search.catalog.schema import Product
 from rex_search.config import Config, RerankConfig, RetrievalConfig, RulesConfig
 from rex_search.indexer.embed import Embedder
 from rex_search.pipelines.rank import rank_candidates
@@ -29,7 +30,7 @@ from rex_search.query import (
 )
 from rex_search.rerank.base import Reranker, load_reranker
 from rex_search.rerank.cosine import EmbeddingCosineReranker
-from rex_search.results import Explanation, Hit, RuleEffect, SearchResult
+from rex_search.results import Candidate, Explanation, Hit, RuleEffect, SearchResult, SourceHit
 from rex_search.rules.base import Ranked, RuleContext
 from rex_search.rules.build import build_rules
 
@@ -170,12 +171,63 @@ class SearchPipeline:
                               fetch=self.backend.get)
         outcome = rank_candidates(
             parsed.text, ranked, self.reranker if rerank else None, self.rerank_config,
-            self.rules, context, dense=lambda window: self._cosine.score(
-                parsed.text, [r.item.product for r in window], self._stored_vectors(window)),
-            deadline=deadline, vectors=self._stored_vectors)
+            self.rules, context, dense=self._dense(parsed.text), deadline=deadline,
+            vectors=self._stored_vectors)
         timings.update(outcome.timings_ms)
         return _Ranking(parsed, outcome.ranked, outcome.removed, outcome.reranked, timings,
                         outcome.degraded_reason)
+
+    def rerank(self, query: str, candidates: Sequence[str | Product],
+               size: int | None = None, apply_rules: bool = True) -> SearchResult:
+        """Rerank candidates a host app retrieved itself, then apply the business rules.
+
+        ``candidates`` in the app's order: ``parent_asin`` strings (read from the index, with
+        their stock) or `Product` objects (their own text; stock unknown). Ids the index does
+        not hold, and repeated ids, are listed in ``removed``, never dropped silently. Every
+        candidate is scored (no window); the result is explained as `search`'s are, with
+        retrieval ``{"given": rank}``. ``size`` keeps the first hits (default: all).
+        """
+        check_query(query)
+        started = time.perf_counter()
+        parsed = parse_query(query, self.known_brands(),
+                             detect_brands=self.rules_config.explicit_brands != "off")
+        stored = self.backend.get([c for c in candidates if isinstance(c, str)])
+        ranked: list[Ranked] = []
+        removed: list[tuple[str, RuleEffect]] = []
+        seen: set[str] = set()
+        for position, given in enumerate(candidates, 1):
+            asin = given if isinstance(given, str) else given.parent_asin
+            item = stored.get(asin) if isinstance(given, str) else IndexedProduct(given)
+            if asin in seen or item is None:
+                reason = "repeats an earlier candidate" if asin in seen else "not in the index"
+                removed.append((asin, RuleEffect("input", "removed", reason)))
+                continue
+            seen.add(asin)
+            score = 1.0 / position
+            candidate = Candidate(asin, position, score, {"given": SourceHit(position, score)})
+            ranked.append(Ranked(candidate, item, score))
+        context = RuleContext(query=query, parsed=parsed, vectors=self.backend.vectors,
+                              fetch=self.backend.get)
+        config = dataclasses.replace(self.rerank_config, window=max(1, len(ranked)))
+        outcome = rank_candidates(parsed.text, ranked, self.reranker, config,
+                                  self.rules if apply_rules else [], context,
+                                  dense=self._dense(parsed.text), vectors=self._stored_vectors)
+        kept = outcome.ranked[:size] if size is not None else outcome.ranked
+        timings = {**outcome.timings_ms, "total": _ms(started)}
+        return SearchResult(
+            query=query, hits=tuple(_hit(i + 1, r) for i, r in enumerate(kept)), page=1,
+            size=len(kept), total_candidates=len(ranked), reranker=self.reranker.name,
+            reranked=outcome.reranked, timings_ms=timings,
+            degraded=outcome.degraded_reason is not None,
+            degraded_reason=outcome.degraded_reason,
+            removed=(*removed, *((r.parent_asin, e) for r, e in outcome.removed)),
+            constraints=parsed.constraints())
+
+    def _dense(self, text: str):
+        """The `dense` signal of [rerank] combine: cosine from stored vectors (embedding only
+        products the index has no vector for)."""
+        return lambda window: self._cosine.score(text, [r.item.product for r in window],
+                                                 self._stored_vectors(window))
 
     def _stored_vectors(self, window: list[Ranked]) -> list:
         stored = self.backend.vectors([r.parent_asin for r in window])

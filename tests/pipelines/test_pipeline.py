@@ -77,3 +77,32 @@ def test_concurrent_searches_agree_with_serial_ones(pipeline: SearchPipeline):
     for t in threads:
         t.join()
     assert results == serial
+
+
+def test_rerank_candidates_the_app_retrieved_itself(pipeline: SearchPipeline):
+    """A host app's own candidates: reranked, business rules applied, every drop explained."""
+    from rex_search.catalog.schema import Product
+
+    found = pipeline.search("running shoes", size=8, rerank=False).hits
+    nike = pipeline.search("nike running shoes", size=20).hits
+    nike_id = next(h.parent_asin for h in nike if (h.brand or "").lower() == "nike")
+    own = Product(parent_asin="APP-1", title="Trail running shoes for men, lightweight mesh")
+    candidates = [*(h.parent_asin for h in reversed(found)), nike_id, "NOT-IN-INDEX",
+                  found[0].parent_asin, own]
+    result = pipeline.rerank("running shoes no nike", candidates)
+    ids = [h.parent_asin for h in result.hits]
+    assert nike_id not in ids and "APP-1" in ids
+    removed = dict(result.removed)
+    assert removed["NOT-IN-INDEX"].detail == "not in the index"
+    assert removed[found[0].parent_asin].detail == "repeats an earlier candidate"
+    assert removed[nike_id].rule == "brand_exclusion"
+    scores = [h.explanation.rerank_score for h in result.hits]
+    assert None not in scores
+    assert result.reranked == 10  # every distinct known candidate, before the rules ran
+    assert len(ids) + sum(1 for _, e in result.removed if e.rule != "input") == 10
+    assert all(h.explanation.retrieval["given"].rank >= 1 for h in result.hits)
+    plain = pipeline.rerank("running shoes no nike", candidates, apply_rules=False, size=3)
+    assert len(plain.hits) == 3 and nike_id in {h.parent_asin for h in
+                                                pipeline.rerank("running shoes no nike",
+                                                                candidates,
+                                                                apply_rules=False).hits}
