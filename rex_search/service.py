@@ -26,6 +26,7 @@ from rex_search.catalog.text import lone_surrogate_at
 from rex_search.errors import FilterError, QueryError
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.query import check_query
+from rex_search.service_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from rex_search.service_metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -206,7 +207,7 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
         cache = getattr(pipe.reranker, "cache", None) if pipe else None
         if cache is not None:
             metrics.set("rex_rerank_cache_hit_rate", cache.hit_rate)
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def openapi(request: Request) -> JSONResponse:
         return JSONResponse(OPENAPI)

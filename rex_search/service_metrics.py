@@ -1,83 +1,57 @@
-"""Prometheus text-format metrics for the service: counters and latency histograms."""
+"""The service's Prometheus metrics, on prometheus-client: one registry per app, every metric
+declared here with its help text and label names (route templates, never raw paths)."""
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-
-HELP = {
-    "rex_requests_total": ("counter", "HTTP requests by route and status"),
-    "rex_request_seconds": ("histogram", "HTTP request latency by route"),
-    "rex_stage_seconds": ("histogram", "search pipeline stage latency"),
-    "rex_degraded_total": ("counter", "search responses served degraded (budget or failure)"),
-    "rex_rejected_total": ("counter", "requests refused before any work (overload)"),
-    "rex_in_flight": ("gauge", "requests running or queued for the models"),
-    "rex_rerank_cache_hit_rate": ("gauge", "reranker score cache hit rate"),
+# name -> (kind, help, label names)
+METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "rex_requests_total": ("counter", "HTTP requests by route and status", ("path", "status")),
+    "rex_request_seconds": ("histogram", "HTTP request latency by route", ("path",)),
+    "rex_stage_seconds": ("histogram", "search pipeline stage latency", ("stage",)),
+    "rex_degraded_total": ("counter", "search responses served degraded (budget or failure)",
+                           ()),
+    "rex_rejected_total": ("counter", "requests refused before any model work", ("reason",)),
+    "rex_in_flight": ("gauge", "requests running or queued for the models", ()),
+    "rex_rerank_cache_hit_rate": ("gauge", "reranker score cache hit rate", ()),
 }
+_KINDS = {"counter": Counter, "histogram": Histogram, "gauge": Gauge}
 
 
 class Metrics:
+    """inc / observe / set by metric name and labels; `render` is the exposition text."""
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
-        self.histograms: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
-        self.gauges: dict[str, float] = {}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._metrics = {}
+        for name, (kind, text, labels) in METRICS.items():
+            extra = {"buckets": BUCKETS_S} if kind == "histogram" else {}
+            self._metrics[name] = _KINDS[kind](name, text, labels, registry=self.registry,
+                                               **extra)
+
+    def _child(self, name: str, labels: dict[str, str]):
+        metric = self._metrics[name]
+        return metric.labels(**labels) if labels else metric
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        with self._lock:
-            self.counters[(name, tuple(sorted(labels.items())))] += amount
+        self._child(name, labels).inc(amount)
 
     def observe(self, name: str, seconds: float, **labels: str) -> None:
-        key = (name, tuple(sorted(labels.items())))
-        with self._lock:
-            state = self.histograms.setdefault(key, [0.0] * (len(BUCKETS_S) + 2))
-            for i, bound in enumerate(BUCKETS_S):
-                if seconds <= bound:
-                    state[i] += 1
-            state[-2] += 1  # count
-            state[-1] += seconds  # sum
+        self._child(name, labels).observe(seconds)
 
     def set(self, name: str, value: float) -> None:
-        with self._lock:
-            self.gauges[name] = value
+        self._metrics[name].set(value)
 
     def render(self) -> str:
-        lines: list[str] = []
-        described: set[str] = set()
-
-        def describe(name: str) -> None:
-            if name not in described and name in HELP:
-                kind, text = HELP[name]
-                lines.extend((f"# HELP {name} {text}", f"# TYPE {name} {kind}"))
-                described.add(name)
-
-        with self._lock:
-            for (name, labels), value in sorted(self.counters.items()):
-                describe(name)
-                lines.append(f"{name}{_labels(labels)} {value:g}")
-            for name, value in sorted(self.gauges.items()):
-                describe(name)
-                lines.append(f"{name} {value:g}")
-            for (name, labels), state in sorted(self.histograms.items()):
-                describe(name)
-                for bound, count in zip(BUCKETS_S, state, strict=False):
-                    lines.append(f"{name}_bucket{_labels(labels + (('le', f'{bound:g}'),))} "
-                                 f"{count:g}")
-                lines.append(f"{name}_bucket{_labels(labels + (('le', '+Inf'),))} {state[-2]:g}")
-                lines.append(f"{name}_count{_labels(labels)} {state[-2]:g}")
-                lines.append(f"{name}_sum{_labels(labels)} {state[-1]:.6f}")
-        return "\n".join(lines) + "\n"
-
-
-def _labels(labels: tuple[tuple[str, str], ...]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels) + "}"
-
-
-def _escape(value: str) -> str:
-    """Label values as the exposition format requires: backslash, quote and newline escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return generate_latest(self.registry).decode("utf-8")

@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.rerank.base import load_reranker
@@ -149,10 +150,15 @@ def test_invalid_json_and_health_metrics_openapi(url):
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_json"
     health = httpx.get(f"{url}/health").json()
     assert health["status"] == "ready" and health["documents"] > 800
-    metrics = httpx.get(f"{url}/metrics").text
-    assert 'rex_requests_total{path="/search",status="200"}' in metrics
-    assert 'rex_stage_seconds_bucket{stage="rerank",le="+Inf"}' in metrics
-    assert "rex_degraded_total" in metrics
+    assert httpx.post(f"{url}/search", json={"query": "shoes", "size": 1}).status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(
+        httpx.get(f"{url}/metrics").text)}  # Prometheus' own parser reads it
+    requests = {(s.labels["path"], s.labels["status"]) for s in families["rex_requests"].samples
+                if s.name == "rex_requests_total"}
+    assert ("/search", "200") in requests
+    assert any(s.labels == {"stage": "rerank", "le": "+Inf"}
+               for s in families["rex_stage_seconds"].samples)
+    assert families["rex_degraded"].type == "counter"
     assert set(httpx.get(f"{url}/openapi.json").json()["paths"]) >= {"/search", "/rerank"}
     assert "<form id=\"search\">" in httpx.get(url + "/").text
 
