@@ -11,6 +11,8 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -627,18 +629,36 @@ def evaluate(ctx: click.Context, judgments: Path, mode: str, rankers: tuple[str,
         brands, catalog = _index_context(config) if "pipeline" in names else (None, None)
         built = make_rankers(names, embedder, model, seed, build_rules(config.rules),
                              config.rerank, brands, catalog)
-        report = evaluate_rerank(queries, built, specs, threshold, resamples, seed)
+        with _progress_bar(len(queries) * len(built), "evaluating", "queries") as step:
+            report = evaluate_rerank(queries, built, specs, threshold, resamples, seed, step)
     else:
         from rex_search.pipelines.pipeline import SearchPipeline
 
         _require_index(config)
         pipeline = SearchPipeline.from_config(config)
-        report = evaluate_end_to_end(queries, pipeline, "pipeline", specs, threshold,
-                                     resamples, seed)
+        with _progress_bar(len(queries), "evaluating", "queries") as step:
+            report = evaluate_end_to_end(queries, pipeline, "pipeline", specs, threshold,
+                                         resamples, seed, step)
     if as_json:
         click.echo(json.dumps(report.to_dict(per_query), indent=2))
     else:
         click.echo(format_report(report))
+
+
+@contextmanager
+def _progress_bar(total: int | None, what: str, unit: str) -> Iterator[Callable[..., None]]:
+    """A stderr progress bar (only on a terminal: logs and pipes stay clean); yields
+    ``step(label="")``, which advances it by one and shows ``label``."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=what, unit=unit, disable=not sys.stderr.isatty(),
+              leave=False) as bar:
+        def step(label: str = "") -> None:
+            if label:
+                bar.set_postfix_str(label, refresh=False)
+            bar.update(1)
+
+        yield step
 
 
 def _index_context(config: Config):

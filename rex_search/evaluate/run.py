@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rex_search.evaluate.judgments import QueryJudgments
@@ -58,13 +58,16 @@ class EvalReport:
 
 def evaluate_rerank(judgments: Sequence[QueryJudgments], rankers: Sequence[EvalRanker],
                     metrics: Sequence[MetricSpec], threshold: float = 0.5,
-                    resamples: int = 1000, seed: int = 0) -> EvalReport:
-    """Each ranker orders exactly each query's judged candidates (ties broken by parent_asin)."""
+                    resamples: int = 1000, seed: int = 0,
+                    progress: Callable[[str], None] | None = None) -> EvalReport:
+    """Each ranker orders exactly each query's judged candidates (ties broken by parent_asin);
+    ``progress(ranker name)`` is called after each query."""
     reports = []
     for ranker in rankers:
         report = RankerReport(ranker.name)
         started = time.perf_counter()
-        all_scores, all_rel = rank_judged(ranker, judgments, metrics, report, threshold)
+        all_scores, all_rel = rank_judged(ranker, judgments, metrics, report, threshold,
+                                          progress)
         report.seconds = time.perf_counter() - started
         if ranker.unit_scores and all_scores:
             report.ece, report.reliability = calibration(all_scores, all_rel)
@@ -74,7 +77,8 @@ def evaluate_rerank(judgments: Sequence[QueryJudgments], rankers: Sequence[EvalR
 
 def rank_judged(ranker: EvalRanker, judgments: Sequence[QueryJudgments],
                 metrics: Sequence[MetricSpec], report: RankerReport,
-                threshold: float = 0.5) -> tuple[list[float], list[float]]:
+                threshold: float = 0.5, progress: Callable[[str], None] | None = None
+                ) -> tuple[list[float], list[float]]:
     """Order each query's judged candidates by score (ties by parent_asin) and record its
     metrics in ``report.per_query``; returns all (scores, relevances) for calibration."""
     all_scores: list[float] = []
@@ -86,6 +90,8 @@ def rank_judged(ranker: EvalRanker, judgments: Sequence[QueryJudgments],
         judged = [d.relevance for d in q.docs]
         report.per_query[q.query_id] = {str(m): compute(m, ranked, judged, threshold)
                                         for m in metrics}
+        if progress is not None:
+            progress(ranker.name)
         all_scores += scores
         all_rel += judged
     return all_scores, all_rel
@@ -93,7 +99,8 @@ def rank_judged(ranker: EvalRanker, judgments: Sequence[QueryJudgments],
 
 def evaluate_end_to_end(judgments: Sequence[QueryJudgments], pipeline, name: str,
                         metrics: Sequence[MetricSpec], threshold: float = 0.5,
-                        resamples: int = 1000, seed: int = 0) -> EvalReport:
+                        resamples: int = 1000, seed: int = 0,
+                        progress: Callable[[str], None] | None = None) -> EvalReport:
     """The full pipeline against its index: judged products it does not retrieve are misses,
     retrieved products nobody judged count as gain 0 (and are counted, per k)."""
     depth = max(m.k for m in metrics)
@@ -108,6 +115,8 @@ def evaluate_end_to_end(judgments: Sequence[QueryJudgments], pipeline, name: str
         for k in sorted({m.k for m in metrics}):
             unjudged = sum(h.parent_asin not in gains for h in hits[:k])
             report.unjudged_in_top[k] = report.unjudged_in_top.get(k, 0) + unjudged
+        if progress is not None:
+            progress(name)
     report.seconds = time.perf_counter() - started
     return summarise("end-to-end", judgments, [report], metrics, resamples, seed)
 

@@ -102,3 +102,11 @@ def test_bootstrap_statistics():
 def test_unknown_ranker_lists_the_valid_ones():
     with pytest.raises(ValueError, match="unknown ranker\\(s\\) bm26; valid: random, bm25"):
         make_rankers(["bm26"], None, None)
+
+
+def test_evaluation_reports_progress_per_query_and_ranker():
+    queries = read_judgments(DEV_JUDGMENTS)[:5]
+    seen: list[str] = []
+    evaluate_rerank(queries, [OracleRanker(), RandomRanker(seed=1)], [parse_metric("ndcg@5")],
+                    resamples=10, progress=seen.append)
+    assert seen == ["oracle"] * 5 + ["random"] * 5
