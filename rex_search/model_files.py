@@ -22,6 +22,13 @@ BUNDLED_RERANKER_SHA256 = {
     "tokenizer.json": "f17212c38517cfedc9306b57eeffbaf58c4976fcb42e5a87b405f36a7b9a9eb2",
     "tokenizer_config.json": "0c300d9500eab2162f4266fa387a219fe81461e93af11acec6f97415d77e544d",
 }
+# The default embedder's ONNX copy (rex_search.train.embedder_export prints these).
+_EMBEDDER_DIR = Path(__file__).resolve().parent / "models" / "all-minilm-l6-v2-onnx"
+BUNDLED_EMBEDDER_SHA256 = {
+    "model.onnx": "b32a7c0fe20e43a3d4b888a3b530c2bb9b76fdc72b7e9799f048732675246c26",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+}
 _verified: set[Path] = set()
 
 
@@ -63,31 +70,45 @@ def _bundled_minilm() -> Path:
 
 
 def _bundled_reranker() -> Path:
-    """The shipped reranker, its ONNX files checked against the sha256s in its model card."""
-    card_file = _RERANKER_DIR / "model_card.json"
+    """The shipped reranker, its files checked against the pinned sha256s."""
+    return _verified_folder(_RERANKER_DIR, BUNDLED_RERANKER_SHA256, "the bundled reranker",
+                            "or configure another [rerank] model")
+
+
+def bundled_embedder() -> Path:
+    """The shipped ONNX copy of all-MiniLM-L6-v2, its files checked against the pinned
+    sha256s (built by `rex_search.train.embedder_export`)."""
+    return _verified_folder(_EMBEDDER_DIR, BUNDLED_EMBEDDER_SHA256, "the bundled embedder",
+                            "or configure another [index] embedding_model")
+
+
+def _verified_folder(folder: Path, pinned: dict[str, str], what: str, alternative: str) -> Path:
+    """``folder`` once its model card lists exactly the ``pinned`` hashes and every file has
+    its hash (checked once per process)."""
+    card_file = folder / "model_card.json"
     if not card_file.exists():
-        raise ModelError(f"the bundled reranker is missing from {_RERANKER_DIR}: reinstall "
-                         "rex-search, or configure another [rerank] model")
-    if _RERANKER_DIR not in _verified:
+        raise ModelError(f"{what} is missing from {folder}: reinstall rex-search, "
+                         f"{alternative}")
+    if folder not in _verified:
         import json
 
         try:
             expected = json.loads(card_file.read_text())["files_sha256"]
         except (ValueError, KeyError, TypeError):
             raise ModelError(f"{card_file} is damaged: reinstall rex-search") from None
-        if expected != BUNDLED_RERANKER_SHA256:  # the card cannot vouch for itself
+        if expected != pinned:  # the card cannot vouch for itself
             raise ModelError(f"{card_file} does not list the file hashes this rex-search "
-                             "shipped: the bundled reranker was altered; reinstall rex-search")
+                             f"shipped: {what} was altered; reinstall rex-search")
         for file, digest in expected.items():
-            if not (_RERANKER_DIR / file).is_file():
-                raise ModelError(f"{_RERANKER_DIR / file} is missing: the bundled reranker is "
-                                 "incomplete; reinstall rex-search")
-            actual = hashlib.sha256((_RERANKER_DIR / file).read_bytes()).hexdigest()
+            if not (folder / file).is_file():
+                raise ModelError(f"{folder / file} is missing: {what} is incomplete; "
+                                 "reinstall rex-search")
+            actual = hashlib.sha256((folder / file).read_bytes()).hexdigest()
             if actual != digest:
-                raise ModelError(f"{_RERANKER_DIR / file} has sha256 {actual}, expected "
-                                 f"{digest}: the bundled reranker is damaged; reinstall rex-search")
-        _verified.add(_RERANKER_DIR)
-    return _RERANKER_DIR
+                raise ModelError(f"{folder / file} has sha256 {actual}, expected "
+                                 f"{digest}: {what} is damaged; reinstall rex-search")
+        _verified.add(folder)
+    return folder
 
 
 def check_tokenizer(name: str, tokenizer, config) -> None:

@@ -12,7 +12,6 @@ batch pads to similar lengths and its memory stays bounded.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from rex_search.catalog.prompt import product_text, query_text
 from rex_search.catalog.schema import Product
 from rex_search.errors import ModelError
 from rex_search.model_files import check_tokenizer, load_error, resolve_model
+from rex_search.onnx_session import open_session
 from rex_search.rerank.cache import ScoreCache
 
 BIN_CENTRES = np.linspace(0.0, 1.0, 11)
@@ -43,10 +43,42 @@ def scores_from_logits(logits: np.ndarray) -> np.ndarray:
     return expected_relevance(logits)
 
 
-def default_threads() -> int:
-    """Intra-op threads: the cores this process may use."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else os.cpu_count() or 1)
+class _PairTokenizer:
+    """A model folder's ``tokenizer.json`` on the `tokenizers` library, called like a
+    transformers tokenizer on (query, text) pairs: no transformers (nor torch) needed."""
+
+    def __init__(self, path: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(path))
+        self._tokenizer.no_padding()
+
+    def __len__(self) -> int:
+        return self._tokenizer.get_vocab_size()
+
+    def __call__(self, queries: list[str], texts: Sequence[str], truncation: str,
+                 max_length: int) -> dict[str, list[list[int]]]:
+        self._tokenizer.enable_truncation(max_length, strategy=truncation)
+        encoded = self._tokenizer.encode_batch(list(zip(queries, texts, strict=True)))
+        return {"input_ids": [e.ids for e in encoded],
+                "token_type_ids": [e.type_ids for e in encoded],
+                "attention_mask": [e.attention_mask for e in encoded]}
+
+
+def _load_tokenizer_and_config(path: str) -> tuple[object, object]:
+    """A folder with tokenizer.json and config.json is read directly (the bundled reranker,
+    `export-onnx` output); anything else (a hub id, slow tokenizers) through transformers."""
+    folder = Path(path)
+    if (folder / "tokenizer.json").is_file() and (folder / "config.json").is_file():
+        import json
+        from types import SimpleNamespace
+
+        config = json.loads((folder / "config.json").read_text())
+        config.setdefault("num_labels", len(config.get("id2label") or {}) or 2)
+        return _PairTokenizer(folder / "tokenizer.json"), SimpleNamespace(**config)
+    from transformers import AutoConfig, AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path), AutoConfig.from_pretrained(path)
 
 
 class _PairScorer:
@@ -57,13 +89,10 @@ class _PairScorer:
 
     def __init__(self, model: str, max_tokens: int = 256, batch_size: int = 32,
                  max_batch_tokens: int = 8192, cache_entries: int = 100_000) -> None:
-        from transformers import AutoConfig, AutoTokenizer
-
         self.model_id = model
         self._path = resolve_model(model)
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(self._path)
-            config = AutoConfig.from_pretrained(self._path)
+            self._tokenizer, config = _load_tokenizer_and_config(self._path)
             labels = int(config.num_labels)
         except (OSError, ValueError) as exc:
             raise load_error(model, exc) from exc
@@ -183,20 +212,10 @@ class OnnxCrossEncoder(_PairScorer):
                  max_batch_tokens: int = 8192, cache_entries: int = 100_000,
                  threads: int | None = None, file: str = "model.onnx") -> None:
         super().__init__(model, max_tokens, batch_size, max_batch_tokens, cache_entries)
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise ModelError("ONNX models need onnxruntime: pip install onnxruntime") \
-                from exc
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1
         onnx_file = Path(self._path) / file
         if not onnx_file.exists():
             raise ModelError(f"{onnx_file} not found: export it with `rex-search export-onnx`")
-        self._session = ort.InferenceSession(str(onnx_file), options,
-                                             providers=["CPUExecutionProvider"])
+        self._session = open_session(onnx_file, threads)
         self._inputs = {i.name for i in self._session.get_inputs()}
         self.runtime = "onnx-int8" if "int8" in file else "onnx"
 

@@ -12,7 +12,9 @@ quality here is untested.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -34,10 +36,15 @@ def format_pair(query: str, document: str, instruction: str = ECOMMERCE_INSTRUCT
 
 
 def is_decoder_model(path: str) -> bool:
-    """True when the model's config names a causal-LM architecture (a yes/no reranker)."""
-    from transformers import AutoConfig
+    """True when the model's config names a causal-LM architecture (a yes/no reranker). A
+    local folder's config.json is read directly (no transformers needed to decide)."""
+    config = Path(path) / "config.json"
+    if config.is_file():
+        architectures = json.loads(config.read_text()).get("architectures") or []
+    else:
+        from transformers import AutoConfig
 
-    architectures = getattr(AutoConfig.from_pretrained(path), "architectures", None) or []
+        architectures = getattr(AutoConfig.from_pretrained(path), "architectures", None) or []
     return any(a.endswith("ForCausalLM") for a in architectures)
 
 

@@ -29,21 +29,23 @@ def test_constant_signal_counts_fully_for_everyone():
     assert [c.score for c in out] == [1.0, 0.5]
 
 
-@pytest.mark.parametrize(("weights", "message"), [
-    ({"rerank": 1, "price": 1}, "unknown signal(s) price; valid: rerank, dense, bm25, fused"),
-    ({"rerank": -1}, "weights must be numbers >= 0"),
-    ({"rerank": 0}, "at least one weight must be > 0"),
-    ({"rerank": "high"}, "weights must be numbers >= 0"),
+@pytest.mark.parametrize(("weights", "message", "in_config"), [
+    ({"rerank": 1, "price": 1}, "unknown signal(s) price; valid: rerank, dense, bm25, fused",
+     "unknown signal(s) price"),
+    ({"rerank": -1}, "weights must be numbers >= 0", "[rerank] combine.rerank must be >= 0"),
+    ({"rerank": 0}, "at least one weight must be > 0", "at least one weight must be > 0"),
+    ({"rerank": "high"}, "weights must be numbers >= 0",
+     "[rerank] combine.rerank must be a number"),
 ])
-def test_bad_weights_are_config_errors(weights, message):
+def test_bad_weights_are_config_errors(weights, message, in_config):
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_weights(weights)
-    with pytest.raises(ConfigError, match=re.escape(message)):
+    with pytest.raises(ConfigError, match=re.escape(in_config)):
         config_from_dict({"rerank": {"combine": weights}})
 
 
 def test_config_reads_a_combination():
     config = config_from_dict({"rerank": {"combine": {"rerank": 0.7, "dense": 0.3}}})
     assert config.rerank.combine == {"rerank": 0.7, "dense": 0.3}
-    with pytest.raises(ConfigError, match="table of signal weights"):
+    with pytest.raises(ConfigError, match=r"\[rerank\] combine must be a table"):
         config_from_dict({"rerank": {"combine": "dense"}})
