@@ -417,9 +417,12 @@ def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: 
 
     def load() -> None:
         try:
-            app.state.rex["pipeline"] = SearchPipeline.from_config(config)
-            click.echo(f"ready: http://{host}:{port} ({app.state.rex['pipeline'].reranker.name})",
-                       err=True)
+            pipeline = SearchPipeline.from_config(config)
+            app.state.rex["pipeline"] = pipeline
+            click.echo(f"ready: http://{host}:{port} (index {config.index.path}, "
+                       f"{pipeline.backend.count()} products; reranker "
+                       f"{pipeline.reranker.name}; embedder {pipeline.embedder.model_id} on "
+                       f"{pipeline.embedder.runtime})", err=True)
         except Exception as exc:  # noqa: BLE001 (reported, then the server stops)
             failure.append(str(exc))
             server.should_exit = True

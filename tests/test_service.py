@@ -313,6 +313,9 @@ def test_serve_opens_its_port_while_loading(small_index_dir):
             time.sleep(0.2)
     finally:
         server.terminate()
-        server.communicate(timeout=30)
+        _, stderr = server.communicate(timeout=30)
     assert seen[0] == (503, "loading"), seen  # the port answered before the models loaded
     assert seen[-1] == (200, "ready")
+    # The start-up lines name the address, then the index, models and runtime.
+    assert f"serving http://127.0.0.1:{port}" in stderr
+    assert "reranker rex-reranker-minilm" in stderr and "all-MiniLM-L6-v2 on onnx" in stderr
