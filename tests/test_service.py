@@ -187,17 +187,22 @@ def test_internal_errors_do_not_leak(pipeline):
         assert "secret" not in rerank.text and rerank.json()["error"]["type"] == "internal"
 
 
-def test_overload_gets_fast_503s(pipeline):
-    gate = threading.Event()
+def gated_pipeline(pipeline: SearchPipeline, gate: threading.Event) -> SearchPipeline:
+    """The pipeline with a reranker that holds its worker until ``gate`` opens (5 s at most)."""
 
-    class Slow:
-        name, kind = "slow", "cross-encoder"
+    class Gated:
+        name, kind = "gated", "cross-encoder"
 
         def score(self, query, products, vectors=None):
             gate.wait(5)
             return [0.5] * len(products)
 
-    slow = SearchPipeline(pipeline.backend, pipeline.embedder, Slow())
+    return SearchPipeline(pipeline.backend, pipeline.embedder, Gated())
+
+
+def test_overload_gets_fast_503s(pipeline):
+    gate = threading.Event()
+    slow = gated_pipeline(pipeline, gate)
     with running(create_app(slow, Limits(workers=1, queue=1))) as base:
         results: list[int] = []
 
@@ -224,15 +229,7 @@ def test_budget_ms_counts_the_time_spent_queued(pipeline):
     """With the only worker busy, a search with a 300 ms budget is answered 503 when its
     budget runs out -- not seconds later when the worker frees."""
     gate = threading.Event()
-
-    class Slow:
-        name, kind = "slow", "cross-encoder"
-
-        def score(self, query, products, vectors=None):
-            gate.wait(5)
-            return [0.5] * len(products)
-
-    slow = SearchPipeline(pipeline.backend, pipeline.embedder, Slow())
+    slow = gated_pipeline(pipeline, gate)
     with running(create_app(slow, Limits(workers=1, queue=4))) as base:
         busy = threading.Thread(target=lambda: httpx.post(
             f"{base}/rerank", json={"query": "q", "documents": ["d"]}, timeout=10))
