@@ -19,15 +19,20 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from rex_search.backends.base import Filters
+from pydantic import BaseModel, ValidationError
+
 from rex_search.catalog.prompt import parse_product_text
 from rex_search.catalog.schema import Product
 from rex_search.catalog.text import lone_surrogate_at
-from rex_search.errors import FilterError, QueryError
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.query import check_query
 from rex_search.service_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from rex_search.service_metrics import Metrics
+from rex_search.service_models import (
+    RerankRequest,
+    SearchRequest,
+    first_error,
+    openapi_document,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -129,19 +134,18 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
             raise ApiError(503, "not_ready", "model and index are still loading")
         return state["pipeline"]
 
+    def validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
+        try:
+            return model.model_validate(data, context={"limits": limits})
+        except ValidationError as exc:
+            raise ApiError(422, "invalid_request", first_error(exc)) from None
+
     async def search(request: Request) -> JSONResponse:
         arrived = time.perf_counter()  # budget_ms counts from here: queueing included
-        data = await json_body(request)
-        query = _text(data, "query", limits.max_query_chars)
-        page = _int(data, "page", 1, 1, 10_000)
-        size = _int(data, "size", 10, 1, limits.max_page_size)
-        budget = data.get("budget_ms")
-        if budget is not None and (not isinstance(budget, int | float) or budget <= 0):
-            raise ApiError(422, "invalid_request", "budget_ms must be a positive number")
-        filters = _filters(data.get("filters"))
-        rerank = data.get("rerank", True)
-        if not isinstance(rerank, bool):
-            raise ApiError(422, "invalid_request", "rerank must be true or false")
+        body = validated(SearchRequest, await json_body(request))
+        query, page, size, budget = body.query, body.page, body.size, body.budget_ms
+        filters = body.filters.to_filters() if body.filters is not None else None
+        rerank = body.rerank
         pipe = ready()
         deadline = arrived + budget / 1000 if budget is not None else None
         result = await run_model(pipe.search, query, filters=filters, page=page, size=size,
@@ -161,21 +165,11 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
         product format is read back as title and description) or objects with
         id/title/text/description; ``top_n`` is clamped to the number of documents, as the
         hosted APIs do."""
-        data = await json_body(request)
-        query = _text(data, "query", limits.max_query_chars)
-        if data.get("model") is not None and not isinstance(data["model"], str):
-            raise ApiError(422, "invalid_request", "model must be a string")
-        docs = data.get("documents")
-        if not isinstance(docs, list) or not docs:
-            raise ApiError(422, "invalid_request", "documents must be a non-empty list")
-        if len(docs) > limits.max_documents:
-            raise ApiError(422, "invalid_request",
-                           f"at most {limits.max_documents} documents per call, got {len(docs)}")
+        body = validated(RerankRequest, await json_body(request))
+        query, docs = body.query, body.documents
         products = [_document(i, d, limits.max_document_chars) for i, d in enumerate(docs)]
-        top_n = min(_int(data, "top_n", len(products), 1, 1_000_000), len(products))
-        return_documents = data.get("return_documents", False)
-        if not isinstance(return_documents, bool):
-            raise ApiError(422, "invalid_request", "return_documents must be true or false")
+        top_n = min(body.top_n or len(products), len(products))
+        return_documents = body.return_documents
         pipe = ready()
         raw = await run_model(pipe.reranker.score, query, products)
         scores = _unit(raw, pipe.reranker.kind)
@@ -271,6 +265,15 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
     return app
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rex-search")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -286,36 +289,6 @@ SECURITY_HEADERS = {
                                 "style-src 'self' 'unsafe-inline'; img-src * data:; "
                                 "frame-ancestors 'none'"),
 }
-
-
-def _text(data: dict[str, Any], name: str, max_chars: int) -> str:
-    try:
-        return check_query(data.get(name), max_chars)
-    except QueryError as exc:
-        raise ApiError(422, "invalid_request", f"{name}: {exc}") from None
-
-
-def _int(data: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = data.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ApiError(422, "invalid_request", f"{name} must be an integer in [{low}, {high}]")
-    return value
-
-
-def _filters(raw: Any) -> Filters | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise ApiError(422, "invalid_request", "filters must be an object")
-    allowed = {f for f in Filters.__dataclass_fields__}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ApiError(422, "invalid_request", f"unknown filter(s) {', '.join(unknown)}; "
-                                               f"valid: {', '.join(sorted(allowed))}")
-    try:
-        return Filters(**raw)
-    except FilterError as exc:
-        raise ApiError(422, "invalid_request", str(exc)) from None
 
 
 def _document(i: int, doc: Any, max_chars: int) -> Product:
@@ -348,41 +321,4 @@ def _unit(scores: list[float], kind: str) -> list[float]:
     return [round(s, 6) for s in scores]
 
 
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "rex-search", "version": "0.1.0"},
-    "paths": {
-        "/search": {"post": {"summary": "Retrieve, rerank, apply rules; explained results",
-                             "requestBody": {"content": {"application/json": {"schema": {
-                                 "type": "object", "required": ["query"], "properties": {
-                                     "query": {"type": "string", "maxLength": 512},
-                                     "page": {"type": "integer", "minimum": 1},
-                                     "size": {"type": "integer", "minimum": 1, "maximum": 100},
-                                     "budget_ms": {"type": "number", "exclusiveMinimum": 0},
-                                     "rerank": {"type": "boolean"},
-                                     "filters": {"type": "object"}}}}}},
-                             "responses": {"200": {"description": "SearchResult"},
-                                           "422": {"description": "invalid request"},
-                                           "503": {"description": "loading or overloaded"}}}},
-        **{path: {"post": {"summary": "Score documents for a query (hosted-rerank shape)",
-                           "requestBody": {"content": {"application/json": {"schema": {
-                               "type": "object", "required": ["query", "documents"],
-                               "properties": {
-                                   "model": {"type": "string"},
-                                   "query": {"type": "string"},
-                                   "documents": {"type": "array", "maxItems": 1000, "items": {
-                                       "oneOf": [{"type": "string"}, {"type": "object"}]}},
-                                   "top_n": {"type": "integer", "minimum": 1},
-                                   "return_documents": {"type": "boolean"}}}}}},
-                           "responses": {"200": {"description": "{id, model, results: [{index, "
-                                                                "relevance_score, id?, "
-                                                                "document?}], meta}"}}}}
-           for path in ("/rerank", "/v1/rerank", "/v2/rerank")},
-        "/health": {"get": {"summary": "200 when model and index are loaded, else 503",
-                            "responses": {"200": {"description": "ready"}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics",
-                             "responses": {"200": {"description": "text format 0.0.4"}}}},
-    },
-}
-
-__all__ = ["ApiError", "Limits", "create_app"]
+OPENAPI: dict[str, Any] = openapi_document(_version())

@@ -122,19 +122,25 @@ def test_an_api_key_guards_every_post_but_not_health(pipeline):
 
 
 @pytest.mark.parametrize(("path", "body", "status", "message"), [
-    ("/search", {"query": ""}, 422, "query must be a non-empty string"),
+    ("/search", {"query": ""}, 422, "query: the query must be a non-empty string"),
     ("/search", {"query": "x" * 600}, 422, "query is 600 characters; at most 512"),
-    ("/search", {"query": "shoes", "size": 0}, 422, "size must be an integer in [1, 100]"),
-    ("/search", {"query": "shoes", "filters": {"colour": "red"}}, 422, "unknown filter(s) colour"),
+    ("/search", {"query": "shoes", "size": 0}, 422,
+     "size: Input should be greater than or equal to 1"),
+    ("/search", {"query": "shoes", "size": 500}, 422, "size: at most 100"),
+    ("/search", {"query": "shoes", "page": True}, 422, "page: Input should be a valid integer"),
+    ("/search", {"query": "shoes", "filters": {"colour": "red"}}, 422,
+     "filters.colour: Extra inputs are not permitted"),
     ("/search", {"query": "shoes", "filters": {"brands": "adidas"}}, 422,
-     "filters.brands must be a list of strings"),
+     "filters.brands: Input should be a valid list"),
     ("/search", {"query": "shoes", "filters": {"min_price": "cheap"}}, 422,
-     "filters.min_price must be a number >= 0"),
+     "filters.min_price: Input should be a valid number"),
     ("/search", {"query": "shoes", "filters": {"min_price": 50, "max_price": 10}}, 422,
-     "min_price (50) is above max_price (10)"),
-    ("/rerank", {"query": "q", "documents": []}, 422, "documents must be a non-empty list"),
+     "min_price (50.0) is above max_price (10.0)"),
+    ("/search", {"query": "shoes", "budget_ms": -1}, 422, "budget_ms: Input should be greater"),
+    ("/rerank", {"query": "q", "documents": []}, 422, "documents: must be a non-empty list"),
     ("/rerank", {"query": "q", "documents": ["d"] * 1001}, 422, "at most 1000 documents"),
     ("/rerank", {"query": "q", "documents": [7]}, 422, "documents[0] must be a string"),
+    ("/rerank", {"query": "q", "documents": ["d"], "top_n": 0}, 422, "top_n: Input should be"),
 ])
 def test_bad_requests_get_clear_json_errors(url, path, body, status, message):
     response = httpx.post(url + path, json=body)
@@ -159,7 +165,16 @@ def test_invalid_json_and_health_metrics_openapi(url):
     assert any(s.labels == {"stage": "rerank", "le": "+Inf"}
                for s in families["rex_stage_seconds"].samples)
     assert families["rex_degraded"].type == "counter"
-    assert set(httpx.get(f"{url}/openapi.json").json()["paths"]) >= {"/search", "/rerank"}
+    document = httpx.get(f"{url}/openapi.json").json()
+    assert set(document["paths"]) >= {"/search", "/rerank", "/v1/rerank", "/v2/rerank"}
+    # Generated from the request models and the result dataclasses: they cannot drift apart.
+    from rex_search.service_models import RerankRequest, SearchRequest
+
+    schemas = document["components"]["schemas"]
+    assert set(schemas["SearchRequest"]["properties"]) == set(SearchRequest.model_fields)
+    assert set(schemas["RerankRequest"]["properties"]) == set(RerankRequest.model_fields)
+    assert {"hits", "degraded", "timings_ms"} <= set(schemas["SearchResult"]["properties"])
+    assert {"image", "rating", "category"} <= set(schemas["Hit"]["properties"])
     assert "<form id=\"search\">" in httpx.get(url + "/").text
 
 

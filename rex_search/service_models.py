@@ -1,0 +1,191 @@
+"""The HTTP API's request and response models (pydantic): requests are validated by them, and
+the OpenAPI document is generated from them and from the result dataclasses, so the two cannot
+drift apart.
+
+Limits that the operator can change (`Limits`) reach the validators through the validation
+context; the document shows the defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from rex_search.backends.base import Filters
+from rex_search.query import check_query
+from rex_search.results import SearchResult
+
+Number = StrictFloat  # strict: ints are numbers, strings and booleans are not
+
+
+def _limit(info: ValidationInfo, name: str, default: int) -> int:
+    limits = (info.context or {}).get("limits")
+    return int(getattr(limits, name, default))
+
+
+class FilterFields(BaseModel):
+    """Hard constraints pushed into retrieval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    brands: list[StrictStr] = Field(default_factory=list, description="only these brands")
+    exclude_brands: list[StrictStr] = Field(default_factory=list)
+    categories: list[StrictStr] = Field(default_factory=list)
+    min_price: Number | None = Field(None, ge=0)
+    max_price: Number | None = Field(None, ge=0)
+    in_stock: StrictBool | None = Field(None, description="true: only products known in stock")
+    exclude_out_of_stock: StrictBool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FilterFields:
+        self.to_filters()  # FilterError (a ValueError) for min_price > max_price
+        return self
+
+    def to_filters(self) -> Filters:
+        return Filters(**self.model_dump())
+
+
+class SearchRequest(BaseModel):
+    """POST /search."""
+
+    query: StrictStr = Field(description="the shopper's query",
+                             json_schema_extra={"maxLength": 512})
+    page: StrictInt = Field(1, ge=1, le=10_000)
+    size: StrictInt = Field(10, ge=1, json_schema_extra={"maximum": 100})
+    budget_ms: Number | None = Field(None, gt=0, description="latency budget, queueing included")
+    filters: FilterFields | None = None
+    rerank: StrictBool = Field(True, description="false: retrieval order, for comparison")
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str, info: ValidationInfo) -> str:
+        return check_query(value, _limit(info, "max_query_chars", 512))
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: int, info: ValidationInfo) -> int:
+        most = _limit(info, "max_page_size", 100)
+        if value > most:
+            raise ValueError(f"at most {most}")
+        return value
+
+
+class RerankRequest(BaseModel):
+    """POST /rerank, /v1/rerank, /v2/rerank (the hosted-rerank shape). Documents are strings
+    (one already in the product format is read back as title and description) or objects
+    with id/title/text/description."""
+
+    model: StrictStr | None = Field(None, description="accepted and ignored")
+    query: StrictStr = Field(json_schema_extra={"maxLength": 512})
+    documents: list[Any] = Field(json_schema_extra={
+        "minItems": 1, "maxItems": 1000,
+        "items": {"oneOf": [{"type": "string"}, {"type": "object"}]}})
+    top_n: StrictInt | None = Field(None, ge=1, description="clamped to len(documents)")
+    return_documents: StrictBool = False
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str, info: ValidationInfo) -> str:
+        return check_query(value, _limit(info, "max_query_chars", 512))
+
+    @field_validator("documents")
+    @classmethod
+    def _count(cls, value: list, info: ValidationInfo) -> list:
+        most = _limit(info, "max_documents", 1000)
+        if not value:
+            raise ValueError("must be a non-empty list")
+        if len(value) > most:
+            raise ValueError(f"at most {most} documents per call, got {len(value)}")
+        for i, doc in enumerate(value):
+            if not isinstance(doc, str | dict):
+                raise ValueError(f"documents[{i}] must be a string or an object")
+        return value
+
+
+class RerankResult(BaseModel):
+    index: int
+    relevance_score: float = Field(description="in [0, 1]")
+    id: str | None = Field(None, description="the document's id, when it had one")
+    document: dict[str, Any] | None = Field(None, description="with return_documents")
+
+
+class ApiVersion(BaseModel):
+    version: str
+
+
+class RerankMeta(BaseModel):
+    api_version: ApiVersion
+
+
+class RerankResponse(BaseModel):
+    id: str = Field(description="the request id")
+    model: str
+    results: list[RerankResult]
+    meta: RerankMeta
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first problem, naming its field: ``size: Input should be ...``."""
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+    adapters = [("SearchRequest", "validation", TypeAdapter(SearchRequest)),
+                ("SearchResult", "serialization", TypeAdapter(SearchResult)),
+                ("RerankRequest", "validation", TypeAdapter(RerankRequest)),
+                ("RerankResponse", "serialization", TypeAdapter(RerankResponse))]
+    refs, definitions = TypeAdapter.json_schemas(
+        adapters, ref_template="#/components/schemas/{model}")
+    return ({key: schema for (key, _), schema in refs.items()},
+            definitions.get("$defs", {}))
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document, generated from the models above."""
+    refs, components = _schemas()
+
+    def body(name: str) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": refs[name]}}}
+
+    def answer(name: str, description: str) -> dict[str, Any]:
+        return {"200": {"description": description,
+                        "content": {"application/json": {"schema": refs[name]}}},
+                "422": {"description": "invalid request: the message names the field"}}
+
+    rerank = {"post": {"summary": "Score documents for a query (hosted-rerank shape)",
+                       "requestBody": body("RerankRequest"),
+                       "responses": answer("RerankResponse", "documents, best first")}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "rex-search", "version": version},
+        "paths": {
+            "/search": {"post": {"summary": "Retrieve, rerank, apply rules; explained results",
+                                 "requestBody": body("SearchRequest"),
+                                 "responses": answer("SearchResult", "one page of results")}},
+            "/rerank": rerank, "/v1/rerank": rerank, "/v2/rerank": rerank,
+            "/health": {"get": {"summary": "200 when model and index are loaded, else 503",
+                                "responses": {"200": {"description": "ready"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics",
+                                 "responses": {"200": {"description": "text format"}}}},
+            "/openapi.json": {"get": {"summary": "this document",
+                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        },
+        "components": {"schemas": components},
+    }
