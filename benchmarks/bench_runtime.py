@@ -60,6 +60,40 @@ def cold_query(index: Path, runtime: str) -> tuple[float, float]:
     return float(done.stdout.split()[0]), max(peak, before) / 1024
 
 
+def serve_rss(index: Path) -> float:
+    """Resident memory (MB) of `rex-search serve` once it is ready and has answered."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "rex_search", "serve", "--index",
+                               str(index), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        request = urllib.request.Request(f"{base}/search", method="POST",
+                                         data=json.dumps({"query": "usb c charger"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=60).read()
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines()
+                        if line.startswith("VmRSS"))) / 1024
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
@@ -85,6 +119,8 @@ def main() -> None:
         for runtime, (seconds, rss) in rows.items():
             print(f"| embedder on {runtime} | {seconds:.2f} | {rss:.0f} | "
                   f"{seconds / base[0]:.2f}x time, {rss / base[1]:.2f}x memory |")
+        print(f"\n| `rex-search serve` after one /search | RSS MB |\n|---|---|\n"
+              f"| embedder on onnx (the only runtime serve uses now) | {serve_rss(index):.0f} |")
         if args.no_install:
             return
         site = Path(next(p for p in sys.path if p.endswith("site-packages")))

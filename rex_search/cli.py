@@ -515,10 +515,11 @@ def train_data_synth(catalog: Path, out: Path, queries: int, seed: int, real_pai
         from rex_search.indexer.embed import Embedder
 
         embedder = Embedder(embedding_model)
-    pairs = training_pairs(
-        products, embedder, queries, seed,
-        real_pairs=None if no_real else real_pairs or REAL_PAIRS,
-        real_queries=None if no_real else real_queries or REAL_QUERIES, alpha=distill)
+    with _progress_bar(None, "teacher embeddings", "texts") as step:
+        pairs = training_pairs(
+            products, _Reporting(embedder, step) if embedder is not None else None, queries,
+            seed, real_pairs=None if no_real else real_pairs or REAL_PAIRS,
+            real_queries=None if no_real else real_queries or REAL_QUERIES, alpha=distill)
     rows = [{"query_id": "synth-" + hashlib.sha1(p.query.encode()).hexdigest()[:10],
              "query_string": p.query,
              "parent_asin": p.parent_asin, "title": p.title, "description": p.description,
@@ -573,7 +574,9 @@ def train_command(data_files: tuple[Path, ...], out: Path, base: str, init: Path
     train_set, held_out = split_queries(queries, validation, seed)
     click.echo(f"training on {len(train_set)} queries, validating on {len(held_out)}")
     sources = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in data_files}
-    train(train_set, config, held_out or None, out, log=click.echo, sources=sources)
+    with _progress_bar(None, "training", "steps") as step:
+        train(train_set, config, held_out or None, out, log=click.echo, sources=sources,
+              progress=step)
     click.echo(f"saved to {out} (model_card.json beside the weights)")
 
 
@@ -651,17 +654,30 @@ def evaluate(ctx: click.Context, judgments: Path, mode: str, rankers: tuple[str,
 @contextmanager
 def _progress_bar(total: int | None, what: str, unit: str) -> Iterator[Callable[..., None]]:
     """A stderr progress bar (only on a terminal: logs and pipes stay clean); yields
-    ``step(label="")``, which advances it by one and shows ``label``."""
+    ``step(label="", count=1)``, which advances it and shows ``label``."""
     from tqdm import tqdm
 
     with tqdm(total=total, desc=what, unit=unit, disable=not sys.stderr.isatty(),
               leave=False) as bar:
-        def step(label: str = "") -> None:
+        def step(label: str = "", count: int = 1) -> None:
             if label:
                 bar.set_postfix_str(label, refresh=False)
-            bar.update(1)
+            bar.update(count)
 
         yield step
+
+
+class _Reporting:
+    """An embedder that reports each batch it encodes to a progress ``step``."""
+
+    def __init__(self, embedder: Any, step: Callable[..., None]) -> None:
+        self._embedder, self._step = embedder, step
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._embedder, name)
+
+    def encode(self, texts: Any, progress: Any = None) -> Any:
+        return self._embedder.encode(texts, progress=lambda n: self._step(count=n))
 
 
 def _index_context(config: Config):

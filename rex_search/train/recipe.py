@@ -80,9 +80,10 @@ def build_model(config: TrainConfig):
 
 def train(train_set: list[QueryJudgments], config: TrainConfig,
           validation: list[QueryJudgments] | None = None, out: Path | None = None,
-          log=print, sources: dict[str, str] | None = None) -> tuple[object, object, list[dict]]:
+          log=print, sources: dict[str, str] | None = None,
+          progress=None) -> tuple[object, object, list[dict]]:
     """Train; returns (best model, tokenizer, per-epoch validation history). ``sources``
-    (file name -> sha256) goes into the model card."""
+    (file name -> sha256) goes into the model card; ``progress(label)`` after each step."""
     import torch
 
     from rex_search.catalog.prompt import product_text
@@ -145,6 +146,8 @@ def train(train_set: list[QueryJudgments], config: TrainConfig,
             optimizer.step()
             running += loss.item()
             step += 1
+            if progress is not None:
+                progress(f"epoch {epoch + 1}/{config.epochs}")
             if step % 200 == 0:
                 done = start // config.batch_size + 1
                 log(json.dumps({"step": step, "of": total, "train_loss": round(running / done, 5),

@@ -68,8 +68,10 @@ def test_annotator_variance_is_read_and_sets_the_target_width(tmp_path: Path):
     queries = read_judgments(tmp_path / "j.parquet")
     assert [d.variance for d in queries[0].docs] == [0.0, 0.02, None]
     config = TrainConfig(layers=1, epochs=1, batch_size=3, max_tokens=32, width="data")
-    _, _, history = train(queries * 2, config, log=lambda _: None)
+    steps: list[str] = []
+    _, _, history = train(queries * 2, config, log=lambda _: None, progress=steps.append)
     assert history[0]["train_loss"] > 0
+    assert steps == ["epoch 1/1"] * 2  # six pairs, batches of three: progress per step
     rows[1]["relevance_variance"] = -1.0
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "bad.parquet")
     with pytest.raises(CatalogError, match="row 2: relevance_variance: expected a number >= 0"):
