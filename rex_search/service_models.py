@@ -8,9 +8,10 @@ context; the document shows the defaults.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,6 +36,15 @@ Number = StrictFloat  # strict: ints are numbers, strings and booleans are not
 def _limit(info: ValidationInfo, name: str, default: int) -> int:
     limits = (info.context or {}).get("limits")
     return int(getattr(limits, name, default))
+
+
+def _checked_query(value: str, info: ValidationInfo) -> str:
+    return check_query(value, _limit(info, "max_query_chars", 512))
+
+
+# The one query check of the CLI and the Python API, at the operator's length limit.
+Query = Annotated[StrictStr, AfterValidator(_checked_query),
+                  Field(description="the shopper's query", json_schema_extra={"maxLength": 512})]
 
 
 class FilterFields(BaseModel):
@@ -62,18 +72,12 @@ class FilterFields(BaseModel):
 class SearchRequest(BaseModel):
     """POST /search."""
 
-    query: StrictStr = Field(description="the shopper's query",
-                             json_schema_extra={"maxLength": 512})
+    query: Query
     page: StrictInt = Field(1, ge=1, le=10_000)
     size: StrictInt = Field(10, ge=1, json_schema_extra={"maximum": 100})
     budget_ms: Number | None = Field(None, gt=0, description="latency budget, queueing included")
     filters: FilterFields | None = None
     rerank: StrictBool = Field(True, description="false: retrieval order, for comparison")
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, value: str, info: ValidationInfo) -> str:
-        return check_query(value, _limit(info, "max_query_chars", 512))
 
     @field_validator("size")
     @classmethod
@@ -90,17 +94,12 @@ class RerankRequest(BaseModel):
     with id/title/text/description."""
 
     model: StrictStr | None = Field(None, description="accepted and ignored")
-    query: StrictStr = Field(json_schema_extra={"maxLength": 512})
+    query: Query
     documents: list[Any] = Field(json_schema_extra={
         "minItems": 1, "maxItems": 1000,
         "items": {"oneOf": [{"type": "string"}, {"type": "object"}]}})
     top_n: StrictInt | None = Field(None, ge=1, description="clamped to len(documents)")
     return_documents: StrictBool = False
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, value: str, info: ValidationInfo) -> str:
-        return check_query(value, _limit(info, "max_query_chars", 512))
 
     @field_validator("documents")
     @classmethod

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from rex_search.errors import BackendError, ConfigError
-from rex_search.integrations.opensearch_pipeline import RERANK_FIELD, _Cluster
+from rex_search.integrations.opensearch_pipeline import _Cluster, pipeline_body
+from rex_search.rerank.cross_encoder import BIN_CENTRES
 
 CHUNK_BYTES = 10_000_000  # ml-commons accepts chunks of at most 10 MB
 MODEL_VERSION = "1.0.0"
@@ -43,9 +44,9 @@ def score_graph(model_path: Path) -> Any:
     model = onnx.load(str(model_path))
     graph = model.graph
     (logits,) = [o.name for o in graph.output]
-    bins = len(np.linspace(0.0, 1.0, 11))
-    centres = numpy_helper.from_array(np.linspace(0.0, 1.0, bins, dtype=np.float32)
-                                      .reshape(bins, 1), "rex_bin_centres")
+    # The same expected value over the bins as `scores_from_logits`.
+    centres = numpy_helper.from_array(BIN_CENTRES.astype(np.float32).reshape(-1, 1),
+                                      "rex_bin_centres")
     graph.initializer.append(centres)
     graph.node.extend([
         helper.make_node("Softmax", [logits], ["rex_bin_probabilities"], axis=1),
@@ -138,12 +139,9 @@ def trained_max_tokens(model_dir: Path, default: int = 256) -> int:
 def install_local(client: Any, model_dir: Path, work: Path,
                   pipeline: str = "rex-rerank-local") -> dict[str, str]:
     """The shipped reranker as a local model, and a search pipeline reranking with it."""
-    from rex_search.integrations.opensearch_pipeline import _template
-
     zip_path = build_zip(model_dir, work / "rex-reranker-ml-commons.zip",
                          trained_max_tokens(model_dir))
     model_id = register(client, zip_path, f"rex-search-local-{pipeline}")
-    body = _template("search-pipeline.json", {"MODEL_ID": model_id, "RERANK_FIELD": RERANK_FIELD})
     _Cluster(client).call("create the search pipeline", "PUT", f"/_search/pipeline/{pipeline}",
-                          body)
+                          pipeline_body(model_id))
     return {"model_id": model_id, "search_pipeline": pipeline, "model_zip": str(zip_path)}

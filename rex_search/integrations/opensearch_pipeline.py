@@ -101,10 +101,14 @@ def plan(service_url: str, pipeline: str = "rex-rerank", connector_id: str = "<c
         Step("POST", "/_plugins/_ml/models/_register",
              _template("model.json", {"CONNECTOR_ID": connector_id, "MODEL_NAME": model_name})),
         Step("POST", f"/_plugins/_ml/models/{model_id}/_deploy", None),
-        Step("PUT", f"/_search/pipeline/{pipeline}",
-             _template("search-pipeline.json", {"MODEL_ID": model_id,
-                                                "RERANK_FIELD": RERANK_FIELD})),
+        Step("PUT", f"/_search/pipeline/{pipeline}", pipeline_body(model_id)),
     ]
+
+
+def pipeline_body(model_id: str) -> dict[str, Any]:
+    """A search pipeline whose rerank processor sends ``rerank_text`` to ``model_id``."""
+    return _template("search-pipeline.json", {"MODEL_ID": model_id,
+                                              "RERANK_FIELD": RERANK_FIELD})
 
 
 class _Cluster:
@@ -191,14 +195,13 @@ def install(client: Any, service_url: str, pipeline: str = "rex-rerank") -> dict
         cluster.call("update the connector", "PUT", f"/_plugins/_ml/connectors/{connector}",
                      steps[1].body)
     if model is None:
-        register = plan(service_url, pipeline, connector_id=connector, trusted=trusted)[2]
-        response = cluster.call("register the model", register.method, register.path,
-                                register.body)
+        body = _template("model.json", {"CONNECTOR_ID": connector, "MODEL_NAME": model_name})
+        response = cluster.call("register the model", steps[2].method, steps[2].path, body)
         model = str(response.get("model_id") or
                     cluster.wait_task(response["task_id"])["model_id"])
     cluster.deploy(model)
-    search = plan(service_url, pipeline, connector, model, trusted=trusted)[4]
-    cluster.call("create the search pipeline", search.method, search.path, search.body)
+    cluster.call("create the search pipeline", "PUT", f"/_search/pipeline/{pipeline}",
+                 pipeline_body(model))
     return {"connector_id": connector, "model_id": model, "search_pipeline": pipeline,
             "private_ip_enabled": str(PRIVATE_IP in steps[0].body["persistent"]).lower()}
 
