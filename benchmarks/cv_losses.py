@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rex_search.evaluate.judgments import read_judgments  # noqa: E402
 from rex_search.evaluate.metrics import calibration, parse_metric  # noqa: E402
-from rex_search.evaluate.rankers import RerankRanker, make_rankers  # noqa: E402
+from rex_search.evaluate.rankers import CachedEmbedder, RerankRanker, make_rankers  # noqa: E402
 from rex_search.evaluate.run import (  # noqa: E402
     RankerReport,
     evaluate_rerank,
@@ -101,10 +101,9 @@ def main() -> None:
         from rex_search.indexer.embed import Embedder
         from rex_search.rerank.base import load_reranker
 
-        embedder = Embedder()
+        embedder = CachedEmbedder(Embedder())
         rankers = make_rankers(["bm25", "dense", "fused", "rerank"], embedder,
-                               load_reranker(args.model, embedder,
-                                                                 runtime=args.runtime))
+                               load_reranker(args.model, embedder, runtime=args.runtime))
         report = evaluate_rerank(queries, rankers, METRICS)
         print(format_report(report))
         write_json(report, args, "all DEV queries, no DEV training")

@@ -618,14 +618,14 @@ def evaluate(ctx: click.Context, judgments: Path, mode: str, rankers: tuple[str,
     config = with_overrides(_config(ctx, index), rerank={"model": reranker})
     queries = read_judgments(judgments)
     if mode == "rerank":
-        from rex_search.evaluate.rankers import RANKERS, make_rankers
+        from rex_search.evaluate.rankers import RANKERS, CachedEmbedder, make_rankers
 
         names = rankers or ("random", "bm25", "dense", "rerank")
         bad = [n for n in names if n not in RANKERS]
         if bad:
             raise click.BadParameter(f"unknown ranker(s) {', '.join(bad)}; valid: "
                                      f"{', '.join(RANKERS)}", param_hint="--ranker")
-        embedder = Embedder(config.index.embedding_model)
+        embedder = CachedEmbedder(Embedder(config.index.embedding_model))
         needs_reranker = {"rerank", "pipeline"} & set(names)
         model = load_reranker(config.rerank.model, embedder, config.rerank.max_tokens,
                               config.rerank.batch_size, config.rerank.runtime) \

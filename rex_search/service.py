@@ -172,7 +172,7 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
         return_documents = body.return_documents
         pipe = ready()
         raw = await run_model(pipe.reranker.score, query, products)
-        scores = _unit(raw, pipe.reranker.kind)
+        scores = [round(s, 6) for s in raw]  # every reranker scores in [0, 1]
         order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:top_n]
         results = [{"index": i, "relevance_score": scores[i],
                     **({"id": products[i].parent_asin} if isinstance(docs[i], dict)
@@ -312,13 +312,6 @@ def _document(i: int, doc: Any, max_chars: int) -> Product:
         raise ApiError(422, "invalid_request", f"documents[{i}] is not valid Unicode text "
                                                "(a lone surrogate)")
     return Product(parent_asin=doc_id, title=title, description=body)
-
-
-def _unit(scores: list[float], kind: str) -> list[float]:
-    """Scores in [0, 1]: cross-encoders already are; cosine maps as (1 + cos) / 2."""
-    if kind == "embedding-cosine":
-        return [round((1.0 + s) / 2.0, 6) for s in scores]
-    return [round(s, 6) for s in scores]
 
 
 OPENAPI: dict[str, Any] = openapi_document(_version())

@@ -189,7 +189,7 @@ def test_internal_errors_do_not_leak(pipeline):
     class Broken:
         name, kind = "broken", "cross-encoder"
 
-        def score(self, query, products, vectors=None):
+        def score(self, query, products):
             raise RuntimeError("secret internal detail")
 
     broken = SearchPipeline(pipeline.backend, pipeline.embedder, Broken())
@@ -208,7 +208,7 @@ def gated_pipeline(pipeline: SearchPipeline, gate: threading.Event) -> SearchPip
     class Gated:
         name, kind = "gated", "cross-encoder"
 
-        def score(self, query, products, vectors=None):
+        def score(self, query, products):
             gate.wait(5)
             return [0.5] * len(products)
 

@@ -21,6 +21,7 @@ from rex_search.backends.base import IndexedProduct, ScoredId
 from rex_search.catalog.schema import embedding_text
 from rex_search.config import DEFAULT_COMBINE, RerankConfig
 from rex_search.evaluate.judgments import JudgedDoc
+from rex_search.lru import LruCache
 from rex_search.pipelines.fusion import fuse
 from rex_search.pipelines.rank import rank_candidates
 from rex_search.query import KnownBrands, parse_query
@@ -43,20 +44,22 @@ class EvalRanker(Protocol):
 
 
 class CachedEmbedder:
-    """Memoises an embedder's vectors by text, so rankers sharing an embedder embed once."""
+    """Memoises an embedder's vectors by text (bounded), so rankers sharing it embed once."""
 
-    def __init__(self, embedder) -> None:
+    def __init__(self, embedder, max_entries: int = 200_000) -> None:
         self._embedder = embedder
         self.model_id = embedder.model_id
         self.dim = embedder.dim
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: LruCache[str, np.ndarray] = LruCache(max_entries)
 
     def encode(self, texts: Sequence[str], progress=None) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        found = {t: v for t in dict.fromkeys(texts) if (v := self._cache.get(t)) is not None}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
             for text, vector in zip(missing, self._embedder.encode(missing), strict=True):
-                self._cache[text] = vector
-        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.dim))
+                self._cache.put(text, vector)
+                found[text] = vector
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.dim))
 
 
 class RandomRanker:
@@ -155,7 +158,7 @@ class RerankRanker:
         only_model = is_rerank_only(self._weights)
         if not only_model and embedder is None:
             raise ValueError("combining signals needs the embedder")
-        self.unit_scores = reranker.kind == "cross-encoder" or not only_model
+        self.unit_scores = True  # every reranker scores in [0, 1], and so does combine()
 
     def score(self, query_id: str, query: str, docs: Sequence[JudgedDoc]) -> list[float]:
         scores = self._reranker.score(query, [d.as_product() for d in docs])
@@ -182,7 +185,7 @@ class PipelineRanker:
                  config: RerankConfig | None = None, known_brands: KnownBrands | None = None,
                  catalog=None) -> None:
         self._fused = FusedRanker(embedder)
-        self._cosine = EmbeddingCosineReranker(embedder)  # the `dense` signal
+        self._cosine = EmbeddingCosineReranker(embedder)  # the `dense` signal (raw cosines)
         self._reranker, self._rules = reranker, tuple(rules)
         self._config = config or RerankConfig()
         self._brands, self._catalog = known_brands, catalog
@@ -199,7 +202,7 @@ class PipelineRanker:
         outcome = rank_candidates(
             parsed.text, ranked, self._reranker, self._config, self._rules,
             RuleContext(query=query, parsed=parsed),
-            dense=lambda window: cosine.score(parsed.text, [r.item.product for r in window]))
+            dense=lambda window: cosine.cosines(parsed.text, [r.item.product for r in window]))
         position = {r.parent_asin: len(outcome.ranked) - i for i, r in enumerate(outcome.ranked)}
         return [float(position.get(d.parent_asin, -1)) for d in docs]
 
@@ -207,11 +210,13 @@ class PipelineRanker:
 def make_rankers(names: Sequence[str], embedder, reranker: Reranker | None,
                  seed: int = 0, rules: Sequence[Rule] = (), config: RerankConfig | None = None,
                  known_brands: KnownBrands | None = None, catalog=None) -> list[EvalRanker]:
-    """Build the named rankers, sharing one cached embedder."""
+    """Build the named rankers, sharing one cached embedder (build ``reranker`` on the same
+    :class:`CachedEmbedder` to share it too)."""
     unknown = [n for n in names if n not in RANKERS]
     if unknown:
         raise ValueError(f"unknown ranker(s) {', '.join(unknown)}; valid: {', '.join(RANKERS)}")
-    cached = CachedEmbedder(embedder) if embedder is not None else None
+    cached = embedder if embedder is None or isinstance(embedder, CachedEmbedder) \
+        else CachedEmbedder(embedder)
     built: list[EvalRanker] = []
     for name in names:
         if name == "random":
@@ -224,16 +229,14 @@ def make_rankers(names: Sequence[str], embedder, reranker: Reranker | None,
             built.append(FusedRanker(cached))
         elif name == "rerank":
             weights = (config or RerankConfig()).combine
-            built.append(RerankRanker(_share(reranker, cached), cached, weights))
+            built.append(RerankRanker(_required(reranker), cached, weights))
         else:
-            built.append(PipelineRanker(cached, _share(reranker, cached), rules, config,
+            built.append(PipelineRanker(cached, _required(reranker), rules, config,
                                         known_brands, catalog))
     return built
 
 
-def _share(reranker: Reranker | None, cached) -> Reranker:
+def _required(reranker: Reranker | None) -> Reranker:
     if reranker is None:
         raise ValueError("the rerank and pipeline rankers need a reranker")
-    if reranker.kind == "embedding-cosine":
-        return EmbeddingCosineReranker(cached)
     return reranker

@@ -12,13 +12,13 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rex_search.backends.base import Backend, Filters, IndexedProduct
 from rex_search.catalog.schema import Product
 from rex_search.config import Config, RerankConfig, RetrievalConfig, RulesConfig
 from rex_search.indexer.embed import Embedder
+from rex_search.lru import LruCache
 from rex_search.pipelines.rank import rank_candidates
 from rex_search.pipelines.retrieve import retrieve
 from rex_search.query import (
@@ -66,9 +66,9 @@ class SearchPipeline:
         self.rerank_config = rerank or RerankConfig()
         self.rules_config = rules or RulesConfig()
         self.rules = build_rules(self.rules_config)
-        self._cosine = EmbeddingCosineReranker(embedder)  # the `dense` signal of [rerank] combine
-        self._cache: OrderedDict[tuple, _Ranking] = OrderedDict()
-        self._cache_size = cache_size
+        # the `dense` signal of [rerank] combine, from the index's stored vectors
+        self._cosine = EmbeddingCosineReranker(embedder, backend.vectors)
+        self._cache: LruCache[tuple, _Ranking] = LruCache(cache_size)
         self._lock = threading.Lock()
         self._brands: tuple[str, KnownBrands] | None = None
 
@@ -86,7 +86,8 @@ class SearchPipeline:
                            config.index.embedding_model)
         embedder = Embedder(model)
         reranker = load_reranker(config.rerank.model, embedder, config.rerank.max_tokens,
-                                 config.rerank.batch_size, config.rerank.runtime)
+                                 config.rerank.batch_size, config.rerank.runtime,
+                                 stored_vectors=backend.vectors)
         return cls(backend, embedder, reranker, config.retrieval, config.rerank, config.rules)
 
     def known_brands(self) -> KnownBrands:
@@ -117,18 +118,12 @@ class SearchPipeline:
         started = time.perf_counter() if started is None else started
         key = (" ".join(query.split()).lower(), filters, self.reranker.name if rerank else None,
                budget_ms, self.backend.generation())
-        with self._lock:
-            ranking = self._cache.get(key)
-            if ranking is not None:
-                self._cache.move_to_end(key)
+        ranking = self._cache.get(key)
         cached = ranking is not None
         if ranking is None:
             deadline = started + budget_ms / 1000 if budget_ms is not None else None
             ranking = self._rank(query, filters, deadline, rerank)
-            with self._lock:
-                self._cache[key] = ranking
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            self._cache.put(key, ranking)
         first = (page - 1) * size
         hits = tuple(_hit(first + i + 1, r)
                      for i, r in enumerate(ranking.ranked[first:first + size]))
@@ -171,8 +166,7 @@ class SearchPipeline:
                               fetch=self.backend.get)
         outcome = rank_candidates(
             parsed.text, ranked, self.reranker if rerank else None, self.rerank_config,
-            self.rules, context, dense=self._dense(parsed.text), deadline=deadline,
-            vectors=self._stored_vectors)
+            self.rules, context, dense=self._dense(parsed.text), deadline=deadline)
         timings.update(outcome.timings_ms)
         return _Ranking(parsed, outcome.ranked, outcome.removed, outcome.reranked, timings,
                         outcome.degraded_reason)
@@ -211,7 +205,7 @@ class SearchPipeline:
         config = dataclasses.replace(self.rerank_config, window=max(1, len(ranked)))
         outcome = rank_candidates(parsed.text, ranked, self.reranker, config,
                                   self.rules if apply_rules else [], context,
-                                  dense=self._dense(parsed.text), vectors=self._stored_vectors)
+                                  dense=self._dense(parsed.text))
         kept = outcome.ranked[:size] if size is not None else outcome.ranked
         timings = {**outcome.timings_ms, "total": _ms(started)}
         return SearchResult(
@@ -223,15 +217,10 @@ class SearchPipeline:
             removed=(*removed, *((r.parent_asin, e) for r, e in outcome.removed)),
             constraints=parsed.constraints())
 
-    def _dense(self, text: str):
+    def _dense(self, text: str) -> Callable[[list[Ranked]], list[float]]:
         """The `dense` signal of [rerank] combine: cosine from stored vectors (embedding only
         products the index has no vector for)."""
-        return lambda window: self._cosine.score(text, [r.item.product for r in window],
-                                                 self._stored_vectors(window))
-
-    def _stored_vectors(self, window: list[Ranked]) -> list:
-        stored = self.backend.vectors([r.parent_asin for r in window])
-        return [stored.get(r.parent_asin) for r in window]
+        return lambda window: self._cosine.cosines(text, [r.item.product for r in window])
 
     def _pushdown(self, filters: Filters, parsed: ParsedQuery) -> Filters:
         """Merge the caller's filters with what the query and configuration demand."""

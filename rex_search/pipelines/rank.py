@@ -31,16 +31,14 @@ class RankOutcome:
 
 def rank_candidates(model_query: str, ranked: list[Ranked], reranker: Reranker | None,
                     config: RerankConfig, rules: Sequence[Rule], context: RuleContext,
-                    dense: DenseScores, deadline: float | None = None,
-                    vectors: Callable[[list[Ranked]], list] | None = None) -> RankOutcome:
+                    dense: DenseScores, deadline: float | None = None) -> RankOutcome:
     """Rerank the first ``config.window`` of ``ranked`` (fused order) for ``model_query`` (the
     understood query text), combine with first-stage signals as ``config.combine`` says, then
     run ``rules`` in order. ``reranker=None`` keeps retrieval order (rules still run)."""
     reranked, reason = 0, None
     started = time.perf_counter()
     if reranker is not None:
-        reranked, reason = _rerank(model_query, ranked, reranker, config, dense, deadline,
-                                   vectors)
+        reranked, reason = _rerank(model_query, ranked, reranker, config, dense, deadline)
     outcome = RankOutcome(ranked, [], reranked, reason, {"rerank": _ms(started)})
     started = time.perf_counter()
     for rule in rules:
@@ -56,18 +54,15 @@ def _ms(started: float) -> float:
 
 
 def _rerank(query: str, ranked: list[Ranked], reranker: Reranker, config: RerankConfig,
-            dense: DenseScores, deadline: float | None,
-            vectors: Callable[[list[Ranked]], list] | None) -> tuple[int, str | None]:
+            dense: DenseScores, deadline: float | None) -> tuple[int, str | None]:
     """Score the window best-first; scored ones lead in final-score order, the rest keep fused
     order. Returns (how many were scored, why degraded or None)."""
     window = ranked[: config.window]
     if not window:
         return 0, None
-    stored = vectors(window) if vectors is not None and reranker.kind == "embedding-cosine" \
-        else None
     try:
         scores, reason = score_within_budget(
-            reranker, query, [r.item.product for r in window], stored, deadline,
+            reranker, query, [r.item.product for r in window], deadline,
             config.deadline_batch)
     except Exception as exc:  # any model failure: serve retrieval order, say why
         logger.warning("reranker failed, serving fused order: %s", exc)

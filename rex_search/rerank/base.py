@@ -4,32 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from rex_search.catalog.schema import Product
 from rex_search.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rex_search.indexer.embed import Embedder
+    from rex_search.rerank.cosine import StoredVectors
 
 EMBEDDING_COSINE = "embedding-cosine"
 
 
 class Reranker(Protocol):
-    """Scores (query, product) pairs; higher is more relevant."""
+    """Scores (query, product) pairs in [0, 1]; higher is more relevant.
+
+    Every caller treats every reranker alike: what a scorer needs beyond the query and the
+    products (an embedder, stored vectors, a model file) it is given when constructed.
+    """
 
     name: str
-    kind: str  # "cross-encoder" or "embedding-cosine": reported with every result
+    kind: str  # "cross-encoder", "embedding-cosine", ...: a label reported, never branched on
 
-    def score(self, query: str, products: Sequence[Product],
-              vectors: Sequence[np.ndarray | None] | None = None) -> list[float]:
-        """One score per product, in input order. ``vectors`` are stored product embeddings a
-        bi-encoder scorer may reuse; cross-encoders ignore them."""
+    def score(self, query: str, products: Sequence[Product]) -> list[float]:
+        """One score in [0, 1] per product, in input order."""
+        ...
 
 
-def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 256,
-                  batch_size: int = 32, runtime: str = "auto") -> Reranker:
-    """``embedding-cosine`` (the interim default; needs ``embedder``), or any cross-encoder:
-    a local directory or a Hugging Face id (e.g. ``thebajajra/RexReranker-mini``).
+def load_reranker(name: str, embedder: Embedder | None = None, max_tokens: int = 256,
+                  batch_size: int = 32, runtime: str = "auto",
+                  stored_vectors: StoredVectors | None = None) -> Reranker:
+    """``embedding-cosine`` (needs ``embedder``; reuses ``stored_vectors``, e.g. the index's
+    ``vectors``, when given), or any cross-encoder: a local directory or a Hugging Face id
+    (e.g. ``thebajajra/RexReranker-mini``).
 
     ``runtime``: ``torch``, ``onnx`` (``model.onnx``), ``onnx-int8`` (``model.int8.onnx``), or
     ``auto``: ONNX when the directory holds an exported model (fp32 first, else int8), else
@@ -41,7 +48,7 @@ def load_reranker(name: str, embedder: object | None = None, max_tokens: int = 2
             raise ConfigError("the embedding-cosine reranker needs the index's embedder")
         from rex_search.rerank.cosine import EmbeddingCosineReranker
 
-        return EmbeddingCosineReranker(embedder)  # type: ignore[arg-type]
+        return EmbeddingCosineReranker(embedder, stored_vectors)
     from rex_search.rerank.cross_encoder import CrossEncoderReranker, OnnxCrossEncoder
 
     if runtime not in ("auto", "torch", "onnx", "onnx-int8"):

@@ -1,55 +1,55 @@
-"""The interim default scorer: cosine between query and product embeddings.
+"""The bi-encoder scorer: cosine between query and product embeddings.
 
-This is NOT a cross-encoder. No trained e-commerce cross-encoder weights can be obtained offline
-on this project's machines (see README, "The default reranker"), and an untrained
-classification head would rank at random. Until the project ships its own trained reranker this
-bi-encoder scorer is the honest default, and every result names it as ``embedding-cosine``.
+Not a cross-encoder: it is the baseline the shipped reranker must beat, the `dense` signal of
+``[rerank] combine``, and a reranker of its own (``embedding-cosine``) where no cross-encoder is
+wanted. Its ``score`` is ``(1 + cosine) / 2``, in [0, 1] like every reranker's.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from rex_search.catalog.schema import Product, embedding_text
 from rex_search.indexer.embed import Embedder
+from rex_search.lru import LruCache
+
+StoredVectors = Callable[[Sequence[str]], Mapping[str, np.ndarray]]
+"""Product id -> the vector an index already holds (e.g. a backend's ``vectors``)."""
 
 
 class EmbeddingCosineReranker:
     kind = "embedding-cosine"
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, stored_vectors: StoredVectors | None = None) -> None:
         self._embedder = embedder
+        self._stored = stored_vectors
         self.name = f"embedding-cosine({embedder.model_id})"
         # Deadline-aware reranking calls score() once per small batch: embed each query once.
-        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self._queries: LruCache[str, np.ndarray] = LruCache(256)
 
     def _query_vector(self, query: str) -> np.ndarray:
-        with self._lock:
-            if query in self._queries:
-                self._queries.move_to_end(query)
-                return self._queries[query]
-        vector = self._embedder.encode([query])[0]
-        with self._lock:
-            self._queries[query] = vector
-            while len(self._queries) > 256:
-                self._queries.popitem(last=False)
+        vector = self._queries.get(query)
+        if vector is None:
+            vector = self._embedder.encode([query])[0]
+            self._queries.put(query, vector)
         return vector
 
-    def score(self, query: str, products: Sequence[Product],
-              vectors: Sequence[np.ndarray | None] | None = None) -> list[float]:
+    def cosines(self, query: str, products: Sequence[Product]) -> list[float]:
         """Cosine in [-1, 1]; reuses stored vectors and embeds only products without one."""
         if not products:
             return []
-        known = list(vectors) if vectors is not None else [None] * len(products)
+        stored = self._stored([p.parent_asin for p in products]) if self._stored else {}
+        known: list[np.ndarray | None] = [stored.get(p.parent_asin) for p in products]
         missing = [i for i, v in enumerate(known) if v is None]
         if missing:
             fresh = self._embedder.encode([embedding_text(products[i]) for i in missing])
             for i, vector in zip(missing, fresh, strict=True):
                 known[i] = vector
-        matrix = np.stack(known).astype(np.float32)  # type: ignore[arg-type]
+        matrix = np.stack([v for v in known if v is not None]).astype(np.float32)
         return [float(s) for s in matrix @ self._query_vector(query)]
+
+    def score(self, query: str, products: Sequence[Product]) -> list[float]:
+        """``(1 + cosine) / 2``: the cosine's order on the [0, 1] scale every reranker uses."""
+        return [(1.0 + c) / 2.0 for c in self.cosines(query, products)]

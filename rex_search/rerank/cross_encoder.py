@@ -119,8 +119,7 @@ class _PairScorer:
     def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
-    def score(self, query: str, products: Sequence[Product],
-              vectors: Sequence[np.ndarray | None] | None = None) -> list[float]:
+    def score(self, query: str, products: Sequence[Product]) -> list[float]:
         return self.score_texts(query, [product_text(p) for p in products])
 
     def score_texts(self, query: str, texts: Sequence[str]) -> list[float]:

@@ -6,8 +6,6 @@ import threading
 import time
 from collections.abc import Sequence
 
-import numpy as np
-
 from rex_search.catalog.schema import Product
 from rex_search.rerank.base import Reranker
 
@@ -16,8 +14,7 @@ _cost_lock = threading.Lock()
 
 
 def score_within_budget(reranker: Reranker, query: str, products: Sequence[Product],
-                        vectors: Sequence[np.ndarray | None] | None, deadline: float | None,
-                        step: int) -> tuple[list[float], str | None]:
+                        deadline: float | None, step: int) -> tuple[list[float], str | None]:
     """Scores for a prefix of ``products`` (all of them without a deadline).
 
     Each batch holds at most ``step`` items and only as many as the time left allows at the
@@ -37,8 +34,7 @@ def score_within_budget(reranker: Reranker, query: str, products: Sequence[Produ
                 return scores, (f"latency budget spent: reranked {len(scores)} of "
                                 f"{len(products)} candidates")
         part = products[len(scores):len(scores) + size]
-        part_vectors = vectors[len(scores):len(scores) + size] if vectors else None
-        scores += reranker.score(query, part, part_vectors)
+        scores += reranker.score(query, part)
         _learn(reranker.name, (time.perf_counter() - now) / len(part))
     return scores, None
 

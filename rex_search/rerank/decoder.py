@@ -16,8 +16,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from rex_search.catalog.prompt import product_text
 from rex_search.catalog.schema import Product
 
@@ -119,6 +117,5 @@ class DecoderReranker:
                 out += self._torch.softmax(pair, dim=1)[:, 1].tolist()
         return out
 
-    def score(self, query: str, products: Sequence[Product],
-              vectors: Sequence[np.ndarray | None] | None = None) -> list[float]:
+    def score(self, query: str, products: Sequence[Product]) -> list[float]:
         return self.score_texts(query, [product_text(p) for p in products])

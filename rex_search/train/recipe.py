@@ -16,6 +16,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from rex_search.catalog.prompt import query_text
+from rex_search.catalog.schema import Product
 from rex_search.evaluate.judgments import QueryJudgments
 from rex_search.evaluate.metrics import parse_metric
 from rex_search.model_files import resolve_model
@@ -179,7 +181,7 @@ class InMemoryScorer:
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.name = f"training:{config.loss}"
 
-    def score(self, query, products, vectors=None) -> list[float]:
+    def score(self, query: str, products: Sequence[Product]) -> list[float]:
         import torch
 
         from rex_search.catalog.prompt import product_text

@@ -81,9 +81,9 @@ class SlowReranker:
     def __init__(self, inner) -> None:
         self.inner, self.name, self.kind = inner, "slow " + inner.name, inner.kind
 
-    def score(self, query, products, vectors=None):
+    def score(self, query, products):
         time.sleep(0.025)
-        return self.inner.score(query, products, vectors)
+        return self.inner.score(query, products)
 
 
 def test_deadline_reranks_best_first_and_keeps_fused_order_below(small_index, embedder):

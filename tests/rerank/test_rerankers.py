@@ -108,6 +108,10 @@ def test_cosine_reranker_is_named_for_what_it_is(embedder):
     assert reranker.name == "embedding-cosine(all-MiniLM-L6-v2)"
     scores = reranker.score("running shoes", PRODUCTS)
     assert scores[0] > scores[2]  # a running shoe beats a skillet
+    assert all(0.0 <= s <= 1.0 for s in scores)  # (1 + cosine) / 2, like every reranker
+    # Given a vector source when built, it reuses what the index stores (embeds nothing).
     stored = embedder.encode(["completely unrelated text"])
-    reused = reranker.score("running shoes", PRODUCTS[:1], [stored[0]])
-    assert reused[0] == pytest.approx(float(stored[0] @ embedder.encode(["running shoes"])[0]))
+    reusing = load_reranker("embedding-cosine", embedder,
+                            stored_vectors=lambda ids: {PRODUCTS[0].parent_asin: stored[0]})
+    cosine = float(stored[0] @ embedder.encode(["running shoes"])[0])
+    assert reusing.score("running shoes", PRODUCTS[:1]) == [pytest.approx((1 + cosine) / 2)]
