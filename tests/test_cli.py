@@ -58,16 +58,19 @@ def test_index_command_reports_rejections(tmp_path: Path):
     assert (summary["indexed"], summary["unchanged"]) == (0, 1)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["query", "shoes", "--index", "/nonexistent/idx"],
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["query", "shoes", "--index", "/nonexistent/idx"], 1,
      "Error: no index at /nonexistent/idx: run `rex-search index CATALOG` first"),
-    (["index", "/nonexistent/c.parquet"], "Error: catalog file not found: /nonexistent/c.parquet"),
-    (["query", "   ", "--index", "/tmp"], "Error: the query is empty"),
-    (["--config", "/nonexistent/c.toml", "info"], "Error: config file not found"),
+    (["index", "/nonexistent/c.parquet"], 1,
+     "Error: catalog file not found: /nonexistent/c.parquet"),
+    # What was asked is invalid: exit 2, as click's usage errors do.
+    (["query", "   ", "--index", "/tmp"], 2, "Error: the query is empty"),
+    (["--config", "/nonexistent/c.toml", "info"], 2, "Error: config file not found"),
 ])
-def test_errors_exit_1_without_traceback(args: list[str], message: str):
+def test_errors_exit_with_their_code_without_traceback(args: list[str], code: int,
+                                                        message: str):
     result = run(*args)
-    assert result.returncode == 1
+    assert result.returncode == code
     assert result.stderr.startswith(message), result.stderr
     assert "Traceback" not in result.stderr
 

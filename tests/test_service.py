@@ -168,7 +168,7 @@ def test_invalid_json_and_health_metrics_openapi(url):
     document = httpx.get(f"{url}/openapi.json").json()
     assert set(document["paths"]) >= {"/search", "/rerank", "/v1/rerank", "/v2/rerank"}
     # Generated from the request models and the result dataclasses: they cannot drift apart.
-    from rex_search.service_models import RerankRequest, SearchRequest
+    from rex_search.service.models import RerankRequest, SearchRequest
 
     schemas = document["components"]["schemas"]
     assert set(schemas["SearchRequest"]["properties"]) == set(SearchRequest.model_fields)

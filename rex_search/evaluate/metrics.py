@@ -19,6 +19,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rex_search.errors import ConfigError
+
 METRIC_KINDS = ("ndcg", "ndcg_exp", "ndcg_topk", "mrr", "recall")
 
 
@@ -34,7 +36,7 @@ class MetricSpec:
 def parse_metric(spec: str) -> MetricSpec:
     kind, _, k = spec.partition("@")
     if kind not in METRIC_KINDS or not k.isdigit() or int(k) < 1:
-        raise ValueError(f"bad metric {spec!r}: expected KIND@K with KIND one of "
+        raise ConfigError(f"bad metric {spec!r}: expected KIND@K with KIND one of "
                          f"{', '.join(METRIC_KINDS)} and K >= 1, e.g. ndcg@5")
     return MetricSpec(kind, int(k))
 

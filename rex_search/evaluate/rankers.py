@@ -20,6 +20,7 @@ import numpy as np
 from rex_search.backends.base import IndexedProduct, ScoredId
 from rex_search.catalog.schema import embedding_text
 from rex_search.config import DEFAULT_COMBINE, RerankConfig
+from rex_search.errors import ConfigError
 from rex_search.evaluate.judgments import JudgedDoc
 from rex_search.lru import LruCache
 from rex_search.pipelines.fusion import fuse
@@ -157,7 +158,7 @@ class RerankRanker:
         self.name = "rerank"
         only_model = is_rerank_only(self._weights)
         if not only_model and embedder is None:
-            raise ValueError("combining signals needs the embedder")
+            raise ConfigError("combining signals needs the embedder")
         self.unit_scores = True  # every reranker scores in [0, 1], and so does combine()
 
     def score(self, query_id: str, query: str, docs: Sequence[JudgedDoc]) -> list[float]:
@@ -214,7 +215,7 @@ def make_rankers(names: Sequence[str], embedder, reranker: Reranker | None,
     :class:`CachedEmbedder` to share it too)."""
     unknown = [n for n in names if n not in RANKERS]
     if unknown:
-        raise ValueError(f"unknown ranker(s) {', '.join(unknown)}; valid: {', '.join(RANKERS)}")
+        raise ConfigError(f"unknown ranker(s) {', '.join(unknown)}; valid: {', '.join(RANKERS)}")
     cached = embedder if embedder is None or isinstance(embedder, CachedEmbedder) \
         else CachedEmbedder(embedder)
     built: list[EvalRanker] = []
@@ -238,5 +239,5 @@ def make_rankers(names: Sequence[str], embedder, reranker: Reranker | None,
 
 def _required(reranker: Reranker | None) -> Reranker:
     if reranker is None:
-        raise ValueError("the rerank and pipeline rankers need a reranker")
+        raise ConfigError("the rerank and pipeline rankers need a reranker")
     return reranker

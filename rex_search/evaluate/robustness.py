@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from rex_search.errors import ConfigError
 from rex_search.evaluate.judgments import JudgedDoc, QueryJudgments
 
 BOILERPLATE = (
@@ -46,7 +47,7 @@ VARIANTS: dict[str, Callable[[JudgedDoc, random.Random], JudgedDoc] | None] = {
 def variant(queries: Sequence[QueryJudgments], name: str, seed: int = 0) -> list[QueryJudgments]:
     """``queries`` with every doc rewritten by the named variant (seeded, deterministic)."""
     if name not in VARIANTS:
-        raise ValueError(f"unknown variant {name!r}; valid: {', '.join(VARIANTS)}")
+        raise ConfigError(f"unknown variant {name!r}; valid: {', '.join(VARIANTS)}")
     change = VARIANTS[name]
     if change is None:
         return list(queries)

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from rex_search.backends.base import ScoredId
+from rex_search.errors import ConfigError
 from rex_search.results import Candidate, SourceHit
 
 FusionMethod = Literal["rrf", "weighted"]
@@ -22,7 +23,7 @@ def fuse(lists: Mapping[str, Sequence[ScoredId]], method: FusionMethod = "rrf", 
     from a source gets 0 from it.
     """
     if method not in ("rrf", "weighted"):
-        raise ValueError(f"fusion method must be 'rrf' or 'weighted', got {method!r}")
+        raise ConfigError(f"fusion method must be 'rrf' or 'weighted', got {method!r}")
     sources: dict[str, dict[str, SourceHit]] = {}
     for source, hits in lists.items():
         for rank, hit in enumerate(hits, start=1):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from rex_search.backends.base import Backend, Filters, IndexedProduct
 from rex_search.catalog.schema import Product
 from rex_search.config import Config, RerankConfig, RetrievalConfig, RulesConfig
+from rex_search.errors import QueryError
 from rex_search.indexer.embed import Embedder
 from rex_search.lru import LruCache
 from rex_search.pipelines.rank import rank_candidates
@@ -114,7 +115,7 @@ class SearchPipeline:
         """
         check_query(query)
         if page < 1 or size < 1:
-            raise ValueError(f"page and size must be >= 1, got page={page}, size={size}")
+            raise QueryError(f"page and size must be >= 1, got page={page}, size={size}")
         started = time.perf_counter() if started is None else started
         key = (" ".join(query.split()).lower(), filters, self.reranker.name if rerank else None,
                budget_ms, self.backend.generation())

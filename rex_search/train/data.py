@@ -12,14 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from rex_search.catalog.schema import Product
-from rex_search.evaluate.judgments import JudgedDoc, QueryJudgments
+from rex_search.evaluate.judgments import JudgedDoc, QueryJudgments, read_judgments
 from rex_search.train import distill
 from rex_search.train.synth import Pair, synthesize
 
 logger = logging.getLogger(__name__)
-EXTRA = Path(__file__).resolve().parents[2] / "data" / "esci-extra"
+# Training runs from a rex-search checkout: its data/ folder is not part of an installed wheel.
+CHECKOUT_DATA = Path(__file__).resolve().parents[2] / "data"
+EXTRA = CHECKOUT_DATA / "esci-extra"
 REAL_PAIRS = EXTRA / "exact_pairs.parquet"
 REAL_QUERIES = EXTRA / "queries.txt"
+DEV_JUDGMENTS = CHECKOUT_DATA / "esci-sample" / "dev" / "eress.parquet"
 DEFAULT_ALPHA = 0.3
 
 
@@ -59,3 +62,39 @@ def as_judgments(pairs: Sequence[Pair]) -> list[QueryJudgments]:
             JudgedDoc(p.parent_asin, p.title, p.description, p.relevance_score))
     return [QueryJudgments(f"synth-{i}", q, tuple(docs))
             for i, (q, docs) in enumerate(groups.items())]
+
+
+def write_pairs(pairs: Sequence[Pair], out: Path) -> None:
+    """``pairs`` as a parquet file in ERESS columns (plus ``label_raw`` and ``teacher_cosine``);
+    a query's id is a hash of its text, so the same query has the same id in every file."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"query_id": "synth-" + hashlib.sha1(p.query.encode()).hexdigest()[:10],
+             "query_string": p.query, "parent_asin": p.parent_asin, "title": p.title,
+             "description": p.description, "relevance_score": p.relevance_score,
+             "label_raw": p.kind, "teacher_cosine": p.teacher} for p in pairs]
+    pq.write_table(pa.Table.from_pylist(rows), out)
+
+
+def checkout_file(path: Path | None, default: Path, option: str) -> Path:
+    """``path``, else ``default`` (a file of a rex-search checkout), which must exist."""
+    chosen = path or default
+    if not chosen.is_file():
+        from rex_search.errors import ConfigError
+
+        raise ConfigError(f"no file at {chosen}" + ("" if path else
+                          f" (the default lives in a rex-search checkout): pass {option} FILE"))
+    return chosen
+
+
+def agreement_pairs(judgments: str | Path, limit: int) -> list[tuple[str, str]]:
+    """The first ``limit`` (query, product text) pairs of a judgments file: what an exported
+    model is compared with PyTorch on."""
+    from rex_search.catalog.prompt import product_text
+    from rex_search.catalog.schema import Product
+
+    return [(q.query, product_text(Product(d.parent_asin, d.title, description=d.description)))
+            for q in read_judgments(Path(judgments)) for d in q.docs][:limit]

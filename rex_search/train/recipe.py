@@ -80,6 +80,11 @@ def build_model(config: TrainConfig):
     return model, AutoTokenizer.from_pretrained(path)
 
 
+def file_hashes(files: Sequence[Path]) -> dict[str, str]:
+    """File name -> sha256 of its bytes: the model card's record of what it was trained on."""
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
 def train(train_set: list[QueryJudgments], config: TrainConfig,
           validation: list[QueryJudgments] | None = None, out: Path | None = None,
           log=print, sources: dict[str, str] | None = None,

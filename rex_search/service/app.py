@@ -15,7 +15,6 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -25,9 +24,10 @@ from rex_search.catalog.prompt import parse_product_text
 from rex_search.catalog.schema import Product
 from rex_search.catalog.text import lone_surrogate_at
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.service_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from rex_search.service_metrics import Metrics
-from rex_search.service_models import (
+from rex_search.service.limits import Limits
+from rex_search.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from rex_search.service.metrics import Metrics
+from rex_search.service.models import (
     RerankRequest,
     SearchRequest,
     first_error,
@@ -35,17 +35,6 @@ from rex_search.service_models import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_query_chars: int = 512
-    max_documents: int = 1000
-    max_document_chars: int = 20_000
-    max_body_bytes: int = 2_000_000
-    max_page_size: int = 100
-    workers: int = 2
-    queue: int = 8
 
 
 class ApiError(Exception):

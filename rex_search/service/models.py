@@ -29,22 +29,27 @@ from pydantic import (
 from rex_search.backends.base import Filters
 from rex_search.query import check_query
 from rex_search.results import SearchResult
+from rex_search.service.limits import Limits
 
 Number = StrictFloat  # strict: ints are numbers, strings and booleans are not
 
 
-def _limit(info: ValidationInfo, name: str, default: int) -> int:
-    limits = (info.context or {}).get("limits")
-    return int(getattr(limits, name, default))
+DEFAULTS = Limits()  # what the OpenAPI document shows; an operator's limits come per request
+
+
+def _limit(info: ValidationInfo, name: str) -> int:
+    limits = (info.context or {}).get("limits") or DEFAULTS
+    return int(getattr(limits, name))
 
 
 def _checked_query(value: str, info: ValidationInfo) -> str:
-    return check_query(value, _limit(info, "max_query_chars", 512))
+    return check_query(value, _limit(info, "max_query_chars"))
 
 
 # The one query check of the CLI and the Python API, at the operator's length limit.
 Query = Annotated[StrictStr, AfterValidator(_checked_query),
-                  Field(description="the shopper's query", json_schema_extra={"maxLength": 512})]
+                  Field(description="the shopper's query",
+                        json_schema_extra={"maxLength": DEFAULTS.max_query_chars})]
 
 
 class FilterFields(BaseModel):
@@ -74,7 +79,7 @@ class SearchRequest(BaseModel):
 
     query: Query
     page: StrictInt = Field(1, ge=1, le=10_000)
-    size: StrictInt = Field(10, ge=1, json_schema_extra={"maximum": 100})
+    size: StrictInt = Field(10, ge=1, json_schema_extra={"maximum": DEFAULTS.max_page_size})
     budget_ms: Number | None = Field(None, gt=0, description="latency budget, queueing included")
     filters: FilterFields | None = None
     rerank: StrictBool = Field(True, description="false: retrieval order, for comparison")
@@ -82,7 +87,7 @@ class SearchRequest(BaseModel):
     @field_validator("size")
     @classmethod
     def _size(cls, value: int, info: ValidationInfo) -> int:
-        most = _limit(info, "max_page_size", 100)
+        most = _limit(info, "max_page_size")
         if value > most:
             raise ValueError(f"at most {most}")
         return value
@@ -96,7 +101,7 @@ class RerankRequest(BaseModel):
     model: StrictStr | None = Field(None, description="accepted and ignored")
     query: Query
     documents: list[Any] = Field(json_schema_extra={
-        "minItems": 1, "maxItems": 1000,
+        "minItems": 1, "maxItems": DEFAULTS.max_documents,
         "items": {"oneOf": [{"type": "string"}, {"type": "object"}]}})
     top_n: StrictInt | None = Field(None, ge=1, description="clamped to len(documents)")
     return_documents: StrictBool = False
@@ -104,7 +109,7 @@ class RerankRequest(BaseModel):
     @field_validator("documents")
     @classmethod
     def _count(cls, value: list, info: ValidationInfo) -> list:
-        most = _limit(info, "max_documents", 1000)
+        most = _limit(info, "max_documents")
         if not value:
             raise ValueError("must be a non-empty list")
         if len(value) > most:

@@ -1,0 +1,332 @@
+"""Commands over an index: index, query, info, inventory update, serve."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from rex_search.backends.base import Filters
+from rex_search.cli.common import (
+    DEFAULT_INDEX_HELP,
+    config_for,
+    require_index,
+)
+from rex_search.cli.root import cli
+from rex_search.config import Config, with_overrides
+from rex_search.errors import QueryError, RexSearchError
+from rex_search.results import SearchResult
+
+
+@cli.command()
+@click.argument("catalog", type=click.Path(path_type=Path), required=False)
+@click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP)
+@click.option("--reindex", is_flag=True,
+              help="cluster backends: build a new index and swap the alias when done")
+@click.option("--verify", is_flag=True,
+              help="embedded index: compare the ids of its three stores (no CATALOG)")
+@click.option("--repair", is_flag=True, help="embedded index: re-embed and re-add what a store "
+                                             "lost, from the stored records (no CATALOG)")
+@click.option("--vector-index", type=click.Choice(["flat", "hnsw"]), default=None,
+              help="exact (flat) or approximate (hnsw) dense search")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=None)
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@click.pass_context
+def index(ctx: click.Context, catalog: Path | None, index: str | None, reindex: bool,
+          verify: bool, repair: bool, vector_index: str | None, batch_size: int | None,
+          as_json: bool) -> None:
+    """Index CATALOG (parquet, CSV or JSONL) into the index; re-running skips unchanged products.
+    With --verify or --repair (and no CATALOG): check or restore the index's consistency."""
+    from tqdm import tqdm
+
+    from rex_search.backends.open import open_backend
+    from rex_search.indexer.embed import Embedder
+    from rex_search.indexer.indexer import index_catalog
+
+    config = with_overrides(config_for(ctx, index),
+                            index={"vector_index": vector_index, "batch_size": batch_size})
+    if verify or repair:
+        if catalog is not None:
+            raise click.UsageError("--verify/--repair check the index itself: give no CATALOG")
+        _verify_or_repair(config, repair)
+        return
+    if catalog is None:
+        raise click.UsageError("missing argument CATALOG")
+    if catalog.is_dir():
+        raise RexSearchError(f"catalog {catalog} is a directory: give a parquet, CSV or JSONL "
+                             "file")
+    if not catalog.is_file():
+        raise RexSearchError(f"catalog file not found: {catalog}")
+    embedder = Embedder(config.index.embedding_model)
+    backend = open_backend(config.index.path, embedder, config.index.vector_index, reindex)
+    report_dir = backend.path if hasattr(backend, "path") else None
+    with tqdm(desc="indexing", unit="rows", disable=as_json or not sys.stderr.isatty()) as bar:
+        summary = index_catalog(catalog, backend, embedder, batch_size=config.index.batch_size,
+                                progress=bar.update, report_dir=report_dir)
+    backend.close()
+    where = getattr(backend, "path", None) or backend.target.display
+    if as_json:
+        click.echo(json.dumps({**summary.to_dict(), "index": str(where)}, indent=2))
+    else:
+        click.echo(
+            f"{catalog}: {summary.rows_read} rows read, {summary.indexed} indexed, "
+            f"{summary.unchanged} unchanged, {summary.rejected} rejected, "
+            + (f"{summary.duplicates} duplicate ids (the later row kept), "
+               if summary.duplicates else "")
+            + f"{len(summary.failed)} failed ({summary.seconds:.1f} s) -> {where}"
+        )
+        for asin, reason in summary.failed[:20]:
+            click.echo(f"  failed {asin}: {reason}")
+        for row in summary.rejected_examples:
+            click.echo(f"  rejected {row}")
+        if summary.rejected > len(summary.rejected_examples):
+            click.echo(f"  ... all {summary.rejected} rejections: {summary.rejected_report}")
+    if summary.failed:
+        raise RexSearchError(f"{len(summary.failed)} product(s) were not indexed (listed above); "
+                             "re-run the same command to retry them")
+    if summary.rows_read == 0:
+        raise RexSearchError(f"{catalog} has no rows: nothing was indexed")
+    if summary.indexed + summary.unchanged == 0 and summary.rejected:
+        raise RexSearchError(f"no valid rows in {catalog}: all {summary.rejected} were rejected")
+
+
+def _verify_or_repair(config: Config, repair: bool) -> None:
+    from rex_search.backends.embedded import EmbeddedBackend
+    from rex_search.backends.open import index_exists
+
+    if not index_exists(config.index.path) or "://" in config.index.path:
+        raise RexSearchError(f"no embedded index at {config.index.path}")
+    backend = EmbeddedBackend(config.index.path, repair=True)
+    try:
+        if repair:
+            from rex_search.indexer.embed import Embedder
+
+            done = backend.repair(Embedder(str(backend.model_id)))
+            click.echo(f"repaired {config.index.path}: {done['reembedded']} product(s) "
+                       f"re-embedded/re-added, {done['extra_removed']} stray entries removed")
+        found, count = backend.verify(), backend.count()
+    finally:
+        backend.close()
+    bad = {k: v for k, v in found.items() if v}
+    if not bad:
+        click.echo(f"{config.index.path}: consistent ({count} products in all three stores)")
+        return
+    for kind, ids in bad.items():
+        click.echo(f"  {kind}: {len(ids)} (e.g. {', '.join(ids[:5])})")
+    raise RexSearchError(f"index {config.index.path} is inconsistent: run `rex-search index "
+                         f"--repair --index {config.index.path}`")
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP)
+@click.option("-n", "--size", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--brand", multiple=True, help="only these brands (repeatable)")
+@click.option("--exclude-brand", multiple=True, help="never these brands (repeatable)")
+@click.option("--min-price", type=float)
+@click.option("--max-price", type=float)
+@click.option("--reranker", help="embedding-cosine, or a cross-encoder directory / hub id")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--explain", is_flag=True, help="show the per-stage story of each hit")
+@click.pass_context
+def query(ctx: click.Context, text: str, index: str | None, size: int, page: int,
+          brand: tuple[str, ...], exclude_brand: tuple[str, ...], min_price: float | None,
+          max_price: float | None, reranker: str | None, as_json: bool, explain: bool) -> None:
+    """Search the index for TEXT: retrieve, rerank, apply rules, show why."""
+    from rex_search.pipelines.pipeline import SearchPipeline
+
+    if not text.strip():
+        raise QueryError("the query is empty; pass some words, e.g. 'running shoes'")
+    config = with_overrides(config_for(ctx, index), rerank={"model": reranker})
+    require_index(config)
+    pipeline = SearchPipeline.from_config(config)
+    filters = Filters(brands=brand, exclude_brands=exclude_brand, min_price=min_price,
+                      max_price=max_price)
+    result = pipeline.search(text, filters=filters, page=page, size=size)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        click.echo(format_result(result, explain))
+
+
+def format_result(result: SearchResult, explain: bool) -> str:
+    lines = [f'"{result.query}": {len(result.hits)} hits (page {result.page}) of '
+             f"{result.total_candidates} candidates; reranker {result.reranker} "
+             f"scored {result.reranked}"]
+    lines.append(f"{'#':>3}  {'score':>6}  {'bm25':>5}  {'dense':>5}  {'price':>8}  "
+                 f"{'stock':>5}  {'brand':<16}  title")
+    for hit in result.hits:
+        sources = hit.explanation.retrieval
+        bm25 = str(sources["bm25"].rank) if "bm25" in sources else "-"
+        dense = str(sources["dense"].rank) if "dense" in sources else "-"
+        price = f"${hit.price:,.2f}" if hit.price is not None else "-"
+        stock = {True: "yes", False: "no", None: "?"}[hit.in_stock]
+        lines.append(f"{hit.rank:>3}  {hit.score:6.3f}  {bm25:>5}  {dense:>5}  {price:>8}  "
+                     f"{stock:>5}  {_printable(hit.brand or '-')[:16]:<16}  "
+                     f"{_printable(hit.title)[:70]}")
+        if explain:
+            lines.extend("       " + line for line in _explain(hit))
+    if explain and result.constraints:
+        lines.append("understood: " + "; ".join(f"{k}={v}"
+                                                for k, v in result.constraints.items()))
+    if explain:
+        timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings_ms.items())
+        lines.append(f"timings (ms): {timings}")
+        for asin, effect in result.removed:
+            lines.append(f"removed {asin}: {effect.rule} {effect.action} {effect.detail}".rstrip())
+    return "\n".join(lines)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Catalog text with control characters (terminal escape sequences) made visible, so a
+    product title cannot retitle or recolour the user's terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _explain(hit) -> list[str]:
+    e = hit.explanation
+    parts = [f"{name} rank {s.rank} (score {s.score:.3f})" for name, s in e.retrieval.items()]
+    lines = [f"{hit.parent_asin}: retrieved by {', '.join(parts) or 'nothing'}; "
+             f"fused rank {e.fused_rank} ({e.fused_score:.4f})"]
+    if e.rerank_score is not None:
+        lines.append(f"reranked to {e.rerank_rank} (model score {e.rerank_score:.3f})")
+        if len(e.contributions) > 1:
+            lines.append("final score " + " + ".join(
+                f"{name} {value:.3f}" for name, value in e.contributions.items())
+                + f" = {sum(e.contributions.values()):.3f}")
+    else:
+        lines.append("not reranked (outside the rerank window): kept fused order")
+    lines.extend(f"{r.rule}: {r.action} {r.detail}".rstrip() for r in e.rules)
+    return lines
+
+
+@cli.command()
+@click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def info(ctx: click.Context, index: str | None, as_json: bool) -> None:
+    """Describe what is in an index."""
+    from rex_search.backends.open import open_backend
+
+    config = config_for(ctx, index)
+    require_index(config)
+    backend = open_backend(config.index.path)
+    details = backend.info()
+    backend.close()
+    if as_json:
+        click.echo(json.dumps(details, indent=2, default=str))
+        return
+    for key, value in details.items():
+        click.echo(f"{key}: {json.dumps(value, default=str) if isinstance(value, list) else value}")
+
+
+@cli.group()
+def inventory() -> None:
+    """Stock and price updates (no re-embedding)."""
+
+
+@inventory.command("update")
+@click.argument("feed", type=click.Path(path_type=Path))
+@click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def inventory_update(ctx: click.Context, feed: Path, index: str | None, as_json: bool) -> None:
+    """Apply FEED (CSV/parquet/JSONL: parent_asin, in_stock, quantity, optional price)."""
+    import time
+
+    from rex_search.backends.open import open_backend
+    from rex_search.catalog.inventory import read_inventory
+
+    config = config_for(ctx, index)
+    require_index(config)
+    started = time.perf_counter()
+    records, rejected = read_inventory(feed)
+    backend = open_backend(config.index.path)
+    unknown = backend.update_inventory(records)
+    backend.close()
+    summary = {"rows": len(records) + len(rejected), "updated": len(records) - len(unknown),
+               "unknown_products": len(unknown), "rejected": len(rejected),
+               "seconds": round(time.perf_counter() - started, 2),
+               "unknown_examples": unknown[:10],
+               "rejected_examples": [str(r) for r in rejected[:10]]}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{feed}: {summary['rows']} rows, {summary['updated']} products updated, "
+               f"{len(unknown)} not in the index, {len(rejected)} rejected "
+               f"({summary['seconds']} s)")
+    for asin in unknown[:10]:
+        click.echo(f"  not in the index: {asin}")
+    for row in rejected[:10]:
+        click.echo(f"  rejected {row}")
+
+
+
+
+@cli.command()
+@click.option("--index", "--backend", "index", help=DEFAULT_INDEX_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="requests that run the models at once")
+@click.option("--queue", type=click.IntRange(0, 10_000), default=8, show_default=True,
+              help="requests that may wait; beyond this, 503 at once")
+@click.option("--api-key-env", metavar="VAR",
+              help="require Authorization: Bearer $VAR on every POST (off by default)")
+@click.pass_context
+def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: int,
+          queue: int, api_key_env: str | None) -> None:
+    """Serve /search, /rerank (also /v1/rerank, /v2/rerank), /health, /metrics and a search
+    page over HTTP."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise RexSearchError("serving needs: pip install 'rex-search[serve]'") from exc
+    import threading
+
+    from rex_search.pipelines.pipeline import SearchPipeline
+    from rex_search.service import Limits, create_app
+
+    config = config_for(ctx, index)
+    require_index(config)
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise RexSearchError(f"--api-key-env {api_key_env}: that variable is not set")
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: serving on {host} without authentication; anyone who can reach "
+                   "it can run the models (use --api-key-env VAR)", err=True)
+    # The port opens at once and /health says "loading" (503) until model and index are ready.
+    app = create_app(None, Limits(workers=workers, queue=queue), api_key)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           timeout_graceful_shutdown=10,
+                                           h11_max_incomplete_event_size=16 * 1024))
+    failure: list[str] = []
+
+    def load() -> None:
+        try:
+            pipeline = SearchPipeline.from_config(config)
+            app.state.rex["pipeline"] = pipeline
+            click.echo(f"ready: http://{host}:{port} (index {config.index.path}, "
+                       f"{pipeline.backend.count()} products; reranker "
+                       f"{pipeline.reranker.name}; embedder {pipeline.embedder.model_id} on "
+                       f"{pipeline.embedder.runtime})", err=True)
+        except Exception as exc:  # noqa: BLE001 (reported, then the server stops)
+            failure.append(str(exc))
+            server.should_exit = True
+
+    click.echo(f"serving http://{host}:{port}; loading model and index from "
+               f"{config.index.path} ...", err=True)
+    threading.Thread(target=load, daemon=True).start()
+    server.run()
+    if failure:
+        raise RexSearchError(f"could not load the search pipeline: {failure[0]}")
