@@ -117,28 +117,57 @@ def bench_sample(workdir: Path, previous: str | None = None) -> None:
     backend.close()
 
 
+def _written() -> int:
+    """Bytes this process has passed to write() so far (Linux /proc/self/io ``wchar``)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def bench_synthetic(workdir: Path, n: int) -> None:
     rows, vectors, kinds = generate(n)
     products = as_products(rows)
     results = []
-    for kind in ("flat", "hnsw"):
-        backend = EmbeddedBackend(workdir / f"synthetic-{kind}", dim=vectors.shape[1],
-                                  model_id="synthetic-clustered", vector_index=kind)
-        started = time.perf_counter()
+    # "rewrite" is how vectors were committed before segments (the whole store rewritten at
+    # every commit): the same code with compaction forced at each commit.
+    runs = [("flat, rewrite per commit (before)", "flat", "always"),
+            ("flat, append deltas", "flat", "auto"), ("hnsw, append deltas", "hnsw", "auto")]
+    for label, kind, compaction in runs:
+        backend = EmbeddedBackend(workdir / f"synthetic-{kind}-{compaction}",
+                                  dim=vectors.shape[1], model_id="synthetic-clustered",
+                                  vector_index=kind, compaction=compaction)
+        started, written, commits, peak = time.perf_counter(), _written(), 0, 0
         for i in range(0, n, 256):
             backend.upsert(products[i:i + 256], vectors[i:i + 256])
-            if (i // 256) % 16 == 15:
+            if (i // 256) % 16 == 15 or i + 256 >= n:
+                before = backend._vectors.bytes_written
                 backend.commit()
-        backend.commit()
+                commits += 1
+                peak = max(peak, backend._vectors.bytes_written - before)
         upsert_s = time.perf_counter() - started
         started = time.perf_counter()
         backend.finalize()
-        results.append((kind, backend, upsert_s, time.perf_counter() - started))
-    flat_s = results[0][2]
-    table(f"Indexing a synthetic catalog ({n} products, precomputed 384-d clustered vectors)",
-          ["vector index", "upsert s", "products/s", "HNSW build s", "time / flat"],
-          [[k, f"{u:.1f}", f"{n / u:.0f}", f"{f:.1f}", f"{(u + f) / flat_s:.2f}"]
-           for k, _, u, f in results])
+        results.append((label, backend, upsert_s, time.perf_counter() - started, commits,
+                        backend._vectors.bytes_written, peak, _written() - written,
+                        _size(backend.path / "vectors")))
+    base_s, base_bytes = results[0][2], results[0][5]
+    table(f"Indexing a synthetic catalog ({n} products, precomputed 384-d clustered vectors, a "
+          "commit every 4,096)",
+          ["vectors", "upsert+commit s", "products/s", "HNSW build s", "commits",
+           "vector MB written", "largest commit MB", "all writes MB", "vectors/ MB on disk",
+           "time / before", "vector writes / before"],
+          [[label, f"{u:.1f}", f"{n / u:.0f}", f"{f:.1f}", str(c), f"{vb / 1e6:.0f}",
+            f"{pk / 1e6:.0f}", f"{w / 1e6:.0f}", f"{d / 1e6:.0f}", f"{u / base_s:.2f}",
+            f"{vb / base_bytes:.3f}"]
+           for label, _, u, f, c, vb, pk, w, d in results])
+    for _, backend, *_ in results[:1]:
+        backend.close()
+    results = [(r[0], r[1]) for r in results[1:]]
 
     rng = random.Random(1)
     flat, hnsw = results[0][1], results[1][1]
@@ -171,7 +200,7 @@ def bench_synthetic(workdir: Path, n: int) -> None:
           ["stage", "p50 ms", "p95 ms", "p50 / flat dense p50"],
           [[s, f"{pct(v, 50):.2f}", f"{pct(v, 95):.2f}", f"{pct(v, 50) / base:.2f}"]
            for s, v in stages.items()])
-    for _, backend, _, _ in results:
+    for _, backend in results:
         backend.close()
 
 

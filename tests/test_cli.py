@@ -164,7 +164,7 @@ def test_inventory_update_reports_unknown_and_rejected(small_index_dir: Path, tm
     item = backend.get([asin])[asin]
     assert (item.in_stock, item.quantity, item.product.price) == (False, 0, 12.5)
     assert backend._vectors.ntotal == vectors_before  # no re-embedding, nothing duplicated
-    assert backend._index.searcher().num_docs == backend.count()
+    assert backend._bm25.num_docs == backend.count()
     from rex_search.backends.base import Filters
 
     assert asin not in [h.parent_asin for h in backend.bm25(

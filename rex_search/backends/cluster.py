@@ -24,7 +24,7 @@ import numpy as np
 from rex_search.backends.base import Filters, IndexedProduct, ScoredId, StockRecord
 from rex_search.backends.connection import ClusterTarget, redact
 from rex_search.backends.embedded import SCHEMA_VERSION, doc_id_of
-from rex_search.backends.faiss_local import LocalVectors
+from rex_search.backends.stores.vectors import VectorStore
 from rex_search.catalog.prompt import product_text
 from rex_search.catalog.schema import Product, brand_key
 from rex_search.errors import BackendError
@@ -152,8 +152,9 @@ class ClusterBackend:
         self.local = None
         if target.dense == "faiss-local":
             folder = Path(target.faiss_dir or Path("rex-vectors") / self.alias)
-            name = f"{self.write_index if reindex else self.alias}.faiss"
-            self.local = LocalVectors(folder / name, self.dim)
+            stem = self.write_index if reindex else self.alias
+            self.local = VectorStore(folder / f"{stem}.vectors", self.dim,
+                                     legacy_file=folder / f"{stem}.faiss")
 
     # -- engine hooks ---------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -361,8 +362,10 @@ class ClusterBackend:
             for old in self._old_indices:
                 self._call(self._delete_index, old)
             if self.local is not None:
-                folder = self.local.path.parent
-                self.local.path.replace(folder / f"{self.alias}.faiss")
+                folder = self.local.folder.parent
+                self.local.move_to(folder / f"{self.alias}.vectors")
+                # An older rex-search's single file for the alias now describes the old index.
+                (folder / f"{self.alias}.faiss").unlink(missing_ok=True)
             self._old_indices = []
         self.write_index = self.alias
 

@@ -1,16 +1,17 @@
 """The default backend: everything in one local directory, no server.
 
-Layout of an index directory:
+Layout of an index directory (each store in ``backends/stores/``):
     manifest.json   schema version, embedding model and dimension, counts, catalog fingerprints
-    products.sqlite products (JSON), content hashes and inventory; the source of truth
-    bm25/           tantivy index (title boosted; brand/category/price/stock filter fields)
-    vectors.faiss   exact inner-product index (IndexIDMap2 over IndexFlatIP)
+    products.sqlite records: products (JSON), content hashes and inventory; the source of truth
+    bm25/           tantivy BM25 index (title boosted; brand/category/price/stock filter fields)
+    vectors/        exact inner-product vectors in append-only segments (a commit adds a delta)
     vectors.hnsw    optional HNSW copy for large catalogs, rebuilt by `finalize`
 
 Every product gets a deterministic 63-bit `doc_id` derived from its parent_asin, so every write
-is an upsert by that id in all three stores. A commit writes tantivy, then faiss, then sqlite:
-sqlite is the record of what is done, so a run that dies mid-way redoes only the uncommitted
-products, and redoing them replaces rather than duplicates.
+is an upsert by that id in all three stores. A commit writes BM25, then vectors, then records:
+the records say what is done, so a run that dies mid-way redoes only the uncommitted products,
+and redoing them replaces rather than duplicates. (An index written before vector segments has
+one ``vectors.faiss`` file; it is read as the first segment and replaced at a compaction.)
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -27,19 +26,15 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-import tantivy
 
 from rex_search.backends.base import Filters, IndexedProduct, ScoredId, StockRecord
-from rex_search.catalog.schema import Product, brand_key, embedding_text
+from rex_search.backends.stores.bm25 import Bm25Store
+from rex_search.backends.stores.records import RecordStore
+from rex_search.backends.stores.vectors import Compaction, VectorStore
+from rex_search.catalog.schema import Product, embedding_text
 from rex_search.errors import BackendError
 
 SCHEMA_VERSION = 1
-TEXT_FIELDS = ("title", "brand", "categories", "features", "description")
-FIELD_BOOSTS = {"title": 3.0, "brand": 1.5, "categories": 1.0, "features": 0.7, "description": 0.5}
-# Word tokens only, split as tantivy's default tokenizer splits ("men's" -> men, s): an
-# apostrophe or dot inside a token is query syntax to tantivy's parser.
-_TOKEN = re.compile(r"[^\W_]+")
-MAX_QUERY_TOKENS = 64
 
 
 def doc_id_of(parent_asin: str) -> int:
@@ -48,24 +43,14 @@ def doc_id_of(parent_asin: str) -> int:
     return int.from_bytes(digest, "big") & ((1 << 63) - 1)
 
 
-def _bm25_schema() -> tantivy.Schema:
-    builder = tantivy.SchemaBuilder()
-    builder.add_integer_field("doc_id", stored=True, indexed=True, fast=True)
-    for name in TEXT_FIELDS:
-        builder.add_text_field(name, tokenizer_name="en_stem")
-    builder.add_text_field("brand_key", tokenizer_name="raw", index_option="basic")
-    builder.add_text_field("category_key", tokenizer_name="raw", index_option="basic")
-    builder.add_float_field("price", indexed=True, fast=True)
-    builder.add_integer_field("in_stock", indexed=True, fast=True)
-    return builder.build()
-
-
 class EmbeddedBackend:
-    """tantivy BM25 + faiss vectors + sqlite records in one directory (see module docstring)."""
+    """BM25, vector and record stores in one directory (see module docstring)."""
 
     def __init__(self, path: str | Path, dim: int | None = None, model_id: str | None = None,
-                 vector_index: str = "flat", repair: bool = False) -> None:
-        """``repair``: open a damaged index (lost or short stores) so :meth:`repair` can fix it."""
+                 vector_index: str = "flat", repair: bool = False,
+                 compaction: Compaction = "auto") -> None:
+        """``repair``: open a damaged index (lost or short stores) so :meth:`repair` can fix it.
+        ``compaction``: see :class:`VectorStore` (``always`` only to benchmark the old way)."""
         self.path = Path(path)
         if vector_index not in ("flat", "hnsw"):
             raise BackendError(f"vector_index must be 'flat' or 'hnsw', got {vector_index!r}")
@@ -85,14 +70,15 @@ class EmbeddedBackend:
         self.dim = int(manifest["dim"])
         self.model_id = str(manifest["embedding_model"])
         self._lock = threading.RLock()
+        hint = f": repair it with `rex-search index --repair --index {self.path}`"
         created = not (self.path / "products.sqlite").exists()
-        self._db = _open_sqlite(self.path / "products.sqlite", create=created)
-        if created or repair:
-            (self.path / "bm25").mkdir(exist_ok=True)
-        self._index = _open_bm25(self.path)
-        self._writer: tantivy.IndexWriter | None = None
+        self._records = RecordStore(self.path / "products.sqlite", create=created)
+        self._bm25 = Bm25Store(self.path / "bm25", create=created or repair, hint=hint)
+        self._vectors = VectorStore(self.path / "vectors", self.dim,
+                                    legacy_file=self.path / "vectors.faiss",
+                                    compaction=compaction, repair_hint=hint)
         self._write_lock: WriteLock | None = None
-        self._vectors = self._load_vectors(required=not created)
+        self._check_vectors_kept()
         self._hnsw = self._load_hnsw()
         self._dirty = False
         self._generation = 0
@@ -143,88 +129,61 @@ class EmbeddedBackend:
         self.manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         _atomic_write(self._manifest_path, json.dumps(self.manifest, indent=2).encode())
 
-    # -- vectors --------------------------------------------------------------------------
-    def _load_vectors(self, required: bool = True) -> faiss.Index:
-        """The vector store; an index with products but no vector file is damaged, not new."""
-        file = self.path / "vectors.faiss"
-        if not file.exists():
-            if required and self._stored_count() > 0:
-                return _MISSING_VECTORS
-            return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        try:
-            index = faiss.read_index(str(file))
-        except RuntimeError:
-            raise BackendError(f"{file} is unreadable (truncated or corrupt): repair with "
-                               f"`rex-search index --repair --index {self.path}`") from None
-        if index.d != self.dim:
-            raise BackendError(f"{file} holds {index.d}-dimensional vectors, the manifest says "
-                               f"{self.dim}: repair with `rex-search index --repair --index "
-                               f"{self.path}`")
-        return index
-
-    def _stored_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM products").fetchone()[0])
-
     # -- consistency ------------------------------------------------------------------------
+    def _check_vectors_kept(self) -> None:
+        """An index with committed products but no vector files is damaged, not new."""
+        self._vectors_lost = not self._vectors.on_disk and self._records.count() > 0
+
     def check_counts(self) -> list[str]:
         """Problems found by comparing the three stores' counts (cheap; done at every open).
 
-        A store may hold *more* than sqlite after a run was killed mid-commit (the next run
-        redoes those products); holding fewer means data is missing."""
-        stored = self._stored_count()
+        A store may hold *more* than the records after a run was killed mid-commit (the next
+        run redoes those products); holding fewer means data is missing."""
+        stored = self._records.count()
         problems = []
-        if self._vectors is _MISSING_VECTORS:
-            problems.append(f"vectors.faiss is missing but {stored} products are recorded")
+        if self._vectors_lost:
+            problems.append(f"vectors/ is missing but {stored} products are recorded")
         elif self._vectors.ntotal < stored:
-            problems.append(f"vectors.faiss holds {self._vectors.ntotal} vectors for {stored} "
+            problems.append(f"vectors/ holds {self._vectors.ntotal} vectors for {stored} "
                             "recorded products")
-        bm25_docs = self._index.searcher().num_docs
+        bm25_docs = self._bm25.num_docs
         if bm25_docs < stored:
             problems.append(f"bm25/ holds {bm25_docs} documents for {stored} recorded products")
         return problems
 
     def verify(self) -> dict[str, list[str]]:
-        """Ids recorded in sqlite but missing from a store, and ids a store has in excess."""
+        """Ids recorded but missing from a store, and ids a store has in excess."""
         with self._lock:
-            recorded = dict(self._db.execute("SELECT doc_id, parent_asin FROM products"))
-            vector_ids = set() if self._vectors is _MISSING_VECTORS else set(
-                int(i) for i in faiss.vector_to_array(self._vectors.id_map))
-            searcher = self._index.searcher()
-            hits = searcher.search(tantivy.Query.all_query(), limit=max(1, searcher.num_docs),
-                                   count=False).hits
-            bm25_ids = set(searcher.fast_field_values("doc_id", [a for _, a in hits]))
+            recorded = self._records.all_names()
+            vector_ids = self._vectors.ids()
+            bm25_ids = {int(i) for i in self._bm25.matching_ids()}
         return {"missing_vectors": sorted(recorded[i] for i in set(recorded) - vector_ids),
                 "missing_bm25": sorted(recorded[i] for i in set(recorded) - bm25_ids),
                 "extra_vectors": sorted(str(i) for i in vector_ids - set(recorded)),
                 "extra_bm25": sorted(str(i) for i in bm25_ids - set(recorded))}
 
     def repair(self, embedder) -> dict[str, int]:
-        """Make the vector and BM25 stores match the sqlite records (the source of truth):
+        """Make the vector and BM25 stores match the records (the source of truth):
         re-embed and re-add what is missing, drop what no record has."""
         with self._lock:
             self._acquire_write_lock()
-            if self._vectors is _MISSING_VECTORS:
-                self._vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            self._vectors_lost = False
             found = self.verify()
             missing = sorted(set(found["missing_vectors"]) | set(found["missing_bm25"]))
             items = self.get(missing)
-            writer = self._get_writer()
             for extra in found["extra_bm25"]:
-                writer.delete_documents_by_term("doc_id", int(extra))
+                self._bm25.delete(int(extra))
             if found["extra_vectors"]:
-                self._vectors.remove_ids(np.array([int(i) for i in found["extra_vectors"]],
-                                                  dtype=np.int64))
+                self._vectors.remove(np.array([int(i) for i in found["extra_vectors"]],
+                                              dtype=np.int64))
             for start in range(0, len(missing), 256):
                 chunk = [items[a] for a in missing[start:start + 256] if a in items]
                 ids = np.array([doc_id_of(i.product.parent_asin) for i in chunk], dtype=np.int64)
-                vectors = embedder.encode([embedding_text(i.product) for i in chunk])
-                self._vectors.remove_ids(ids)
-                self._vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+                self._vectors.upsert(ids, embedder.encode([embedding_text(i.product)
+                                                           for i in chunk]))
                 for doc_id, item in zip(ids, chunk, strict=True):
-                    writer.delete_documents_by_term("doc_id", int(doc_id))
-                    writer.add_document(_bm25_document(
-                        int(doc_id), item.product,
-                        None if item.in_stock is None else int(item.in_stock)))
+                    self._bm25.put(int(doc_id), item.product,
+                                   None if item.in_stock is None else int(item.in_stock))
             self._dirty = True
             self.commit()
             self.finalize()
@@ -246,64 +205,38 @@ class EmbeddedBackend:
             return []
         ids = np.array([doc_id_of(p.parent_asin) for p in products], dtype=np.int64)
         with self._lock:
-            writer = self._get_writer()
-            if self._vectors is _MISSING_VECTORS:
-                raise BackendError(f"index {self.path} has lost vectors.faiss: repair it with "
+            self._acquire_write_lock()
+            if self._vectors_lost:
+                raise BackendError(f"index {self.path} has lost vectors/: repair it with "
                                    f"`rex-search index --repair --index {self.path}`")
             # Keep known stock in the BM25 filter field: one query for the batch, not per row.
-            stock = dict(self._select("SELECT doc_id, in_stock FROM products WHERE doc_id IN "
-                                      "({})", [int(i) for i in ids]))
+            stock = self._records.stock([int(i) for i in ids])
             for doc_id, product in zip(ids, products, strict=True):
-                writer.delete_documents_by_term("doc_id", int(doc_id))
-                writer.add_document(_bm25_document(int(doc_id), product,
-                                                   stock.get(int(doc_id))))
-            self._vectors.remove_ids(ids)
-            self._vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-            self._db.executemany(
-                "INSERT INTO products (doc_id, parent_asin, content_hash, brand_key, brand, "
-                "product) VALUES (?,?,?,?,?,?) ON CONFLICT(doc_id) DO UPDATE SET "
-                "content_hash=excluded.content_hash, brand_key=excluded.brand_key, "
-                "brand=excluded.brand, product=excluded.product",
-                [(int(i), p.parent_asin, p.content_hash(), brand_key(p.brand), p.brand,
-                  json.dumps(p.to_dict(), ensure_ascii=False)) for i, p in zip(ids, products,
-                                                                               strict=True)],
-            )
+                self._bm25.put(int(doc_id), product, stock.get(int(doc_id)))
+            self._vectors.upsert(ids, vectors)
+            self._records.upsert(ids.tolist(), products)
             self._dirty = True
             return []
 
     def _acquire_write_lock(self) -> None:
         """One writer per index (a lock file held until close). Taken at the first write, after
-        which the vectors are re-read: another run may have committed since this one opened,
-        and writing back a stale copy would drop its vectors."""
+        which the stores are re-read: another run may have committed since this one opened,
+        and writing on a stale copy would drop its vectors."""
         if self._write_lock is not None:
             return
         self._write_lock = WriteLock.acquire(self.path)
-        self._db.execute("PRAGMA journal_mode=WAL")  # indexes made before WAL switch now
-        if self._vectors is not _MISSING_VECTORS:
-            self._vectors = self._load_vectors()
-        self._index.reload()
-
-    def _get_writer(self) -> tantivy.IndexWriter:
-        self._acquire_write_lock()
-        if self._writer is None:
-            try:
-                self._writer = self._index.writer(heap_size=64_000_000, num_threads=1)
-            except ValueError as exc:  # tantivy's own lock: a writer outside rex-search
-                raise BackendError(f"index {self.path} is being written by another process "
-                                   f"({exc})") from None
-        return self._writer
+        self._records.use_wal()
+        self._vectors.reload()
+        self._check_vectors_kept()
+        self._bm25.reload()
 
     def commit(self) -> None:
         with self._lock:
             if not self._dirty:
                 return
-            if self._writer is not None:
-                self._writer.commit()
-                self._writer.wait_merging_threads()
-                self._writer = None
-            _atomic_write_index(self._vectors, self.path / "vectors.faiss")
-            self._db.commit()  # last: sqlite records what is durably done
-            self._index.reload()
+            self._bm25.commit()
+            self._vectors.save()
+            self._records.commit()  # last: the records say what is durably done
             self._write_manifest()
             self._dirty = False
             self._generation += 1
@@ -312,11 +245,11 @@ class EmbeddedBackend:
         return f"{self.manifest.get('updated_at')}/{self._generation}"
 
     def update_inventory(self, records: Sequence[StockRecord]) -> list[str]:
-        """Update stock and price in sqlite and the BM25 filter fields; vectors are untouched."""
+        """Update stock and price in the records and BM25 filter fields; vectors untouched."""
         with self._lock:
+            self._acquire_write_lock()
             stored = self.get([r.parent_asin for r in records])
             unknown = [r.parent_asin for r in records if r.parent_asin not in stored]
-            writer = self._get_writer()
             for record in records:
                 item = stored.get(record.parent_asin)
                 if item is None:
@@ -324,15 +257,9 @@ class EmbeddedBackend:
                 product = item.product
                 if record.price is not None and record.price != product.price:
                     product = Product.from_dict({**product.to_dict(), "price": record.price})
-                    self._db.execute(
-                        "UPDATE products SET product=? WHERE parent_asin=?",
-                        (json.dumps(product.to_dict(), ensure_ascii=False), record.parent_asin))
-                self._db.execute(
-                    "UPDATE products SET in_stock=?, quantity=? WHERE parent_asin=?",
-                    (int(record.in_stock), record.quantity, record.parent_asin))
-                doc_id = doc_id_of(record.parent_asin)
-                writer.delete_documents_by_term("doc_id", doc_id)
-                writer.add_document(_bm25_document(doc_id, product, int(record.in_stock)))
+                    self._records.set_product(product)
+                self._records.set_stock(record.parent_asin, record.in_stock, record.quantity)
+                self._bm25.put(doc_id_of(record.parent_asin), product, int(record.in_stock))
             self._dirty = True
             self.commit()
             return unknown
@@ -342,129 +269,74 @@ class EmbeddedBackend:
         with self._lock:
             if self.manifest.get("vector_index") != "hnsw" or self._vectors.ntotal == 0:
                 return
-            n = self._vectors.ntotal
-            ids = faiss.vector_to_array(self._vectors.id_map).astype(np.int64)
-            flat = faiss.downcast_index(self._vectors.index)
-            matrix = faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim).copy()
+            ids, matrix = self._vectors.matrix()
             graph = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
             graph.hnsw.efSearch = 256
             hnsw = faiss.IndexIDMap2(graph)
             hnsw.add_with_ids(matrix, ids)
-            _atomic_write_index(hnsw, self.path / "vectors.hnsw")
+            tmp = self.path / "vectors.hnsw.tmp"
+            faiss.write_index(hnsw, str(tmp))
+            os.replace(tmp, self.path / "vectors.hnsw")
             self._hnsw = hnsw
 
     def delete(self, ids: Sequence[str]) -> int:
         doc_ids = [doc_id_of(i) for i in ids]
         with self._lock:
-            existing = self._db.execute(
-                f"SELECT COUNT(*) FROM products WHERE doc_id IN ({','.join('?' * len(doc_ids))})",
-                doc_ids,
-            ).fetchone()[0] if doc_ids else 0
-            writer = self._get_writer()
+            self._acquire_write_lock()
             for doc_id in doc_ids:
-                writer.delete_documents_by_term("doc_id", doc_id)
-            self._vectors.remove_ids(np.array(doc_ids, dtype=np.int64))
-            self._db.executemany("DELETE FROM products WHERE doc_id=?", [(d,) for d in doc_ids])
+                self._bm25.delete(doc_id)
+            self._vectors.remove(np.array(doc_ids, dtype=np.int64))
+            existing = self._records.delete(doc_ids)
             self._dirty = True
             self.commit()
-            return int(existing)
+            return existing
 
     # -- reads ----------------------------------------------------------------------------
     def content_hashes(self, ids: Sequence[str]) -> dict[str, str]:
         with self._lock:
-            rows = self._select("SELECT parent_asin, content_hash FROM products WHERE "
-                                "parent_asin IN ({})", list(ids))
-        return dict(rows)
-
-    def _select(self, sql: str, values: list[object]) -> list[tuple]:
-        out: list[tuple] = []
-        for start in range(0, len(values), 900):  # sqlite's bound-parameter limit
-            chunk = values[start:start + 900]
-            out += self._db.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
-        return out
+            return self._records.content_hashes(list(ids))
 
     def count(self) -> int:
         with self._lock:
-            return self._stored_count()
+            return self._records.count()
 
     def get(self, ids: Sequence[str]) -> dict[str, IndexedProduct]:
         with self._lock:
-            rows = self._select("SELECT parent_asin, product, in_stock, quantity FROM products "
-                                "WHERE parent_asin IN ({})", list(ids))
-        return {
-            asin: IndexedProduct(Product.from_dict(json.loads(blob)),
-                                 None if stock is None else bool(stock), quantity)
-            for asin, blob, stock, quantity in rows
-        }
+            return self._records.get(list(ids))
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        with self._lock:
-            for asin in ids:
-                try:
-                    out[asin] = self._vectors.reconstruct(doc_id_of(asin))
-                except RuntimeError:
-                    continue
-        return out
+        found = {asin: self._vectors.reconstruct(doc_id_of(asin)) for asin in ids}
+        return {asin: v for asin, v in found.items() if v is not None}
 
     def brands(self) -> dict[str, str]:
         """Known brands: brand_key -> most common display name (for query understanding)."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT brand_key, brand, COUNT(*) AS n FROM products WHERE brand_key != '' "
-                "GROUP BY brand_key, brand ORDER BY n ASC"
-            ).fetchall()
-        return {key: brand for key, brand, _ in rows}
+            return self._records.brands()
 
     def bm25(self, query: str, k: int, filters: Filters | None = None) -> list[ScoredId]:
-        tokens = list(dict.fromkeys(_TOKEN.findall(query.lower())))[:MAX_QUERY_TOKENS]
-        if not tokens or k <= 0:
-            return []
-        # Only word tokens reach the parser, lower-cased, so user text cannot inject query
-        # syntax (field:, -, quotes, AND/OR/NOT).
-        text_query = self._index.parse_query(" ".join(tokens), list(TEXT_FIELDS), FIELD_BOOSTS)
-        searcher = self._index.searcher()
-        query_obj = _with_filters(text_query, self._index.schema, filters)
-        hits = searcher.search(query_obj, limit=k, count=False).hits
-        return self._resolve(searcher, hits)
+        return self._named(self._bm25.search(query, k, filters))
 
-    def _resolve(self, searcher: tantivy.Searcher, hits: list) -> list[ScoredId]:
-        doc_ids = searcher.fast_field_values("doc_id", [address for _, address in hits])
-        names = self._names(doc_ids)
-        return [ScoredId(names[d], float(score))
-                for (score, _), d in zip(hits, doc_ids, strict=True) if d in names]
-
-    def _names(self, doc_ids: Sequence[int]) -> dict[int, str]:
+    def _named(self, hits: list[tuple[int, float]]) -> list[ScoredId]:
+        """Hits as parent_asins; ids without a record (a killed run's leftovers) are dropped."""
         with self._lock:
-            rows = self._select("SELECT doc_id, parent_asin FROM products WHERE doc_id IN ({})",
-                                list(doc_ids))
-        return dict(rows)
-
-    def _allowed_ids(self, filters: Filters) -> np.ndarray:
-        searcher = self._index.searcher()
-        query = _with_filters(tantivy.Query.all_query(), self._index.schema, filters)
-        hits = searcher.search(query, limit=max(1, searcher.num_docs), count=False).hits
-        return np.array(searcher.fast_field_values("doc_id", [a for _, a in hits]), dtype=np.int64)
+            names = self._records.names([d for d, _ in hits])
+        return [ScoredId(names[d], score) for d, score in hits if d in names]
 
     def knn(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[ScoredId]:
-        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         with self._lock:
-            index = self._hnsw if self._hnsw is not None else self._vectors
-            if index.ntotal == 0 or k <= 0:
-                return []
-            params = None
             if filters is not None and not filters.is_empty():
-                allowed = self._allowed_ids(filters)
-                if len(allowed) == 0:
-                    return []
                 # Exact search over the allowed ids: the filter is applied inside faiss, so the
                 # top-k is complete even when the filter is selective.
-                index = self._vectors
-                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-            scores, ids = index.search(query, min(k, index.ntotal), params=params)
-        names = self._names([int(i) for i in ids[0] if i >= 0])
-        return [ScoredId(names[int(i)], float(s))
-                for s, i in zip(scores[0], ids[0], strict=True) if int(i) in names]
+                return self._named(self._vectors.search(
+                    vector, k, allowed=self._bm25.matching_ids(filters)))
+            if self._hnsw is None:
+                return self._named(self._vectors.search(vector, k))
+            if self._hnsw.ntotal == 0 or k <= 0:
+                return []
+            query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+            scores, ids = self._hnsw.search(query, min(k, self._hnsw.ntotal))
+        return self._named([(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)
+                            if i >= 0])
 
     def info(self) -> dict[str, object]:
         return {"backend": "embedded", "path": str(self.path), **self.manifest,
@@ -473,13 +345,10 @@ class EmbeddedBackend:
     def close(self) -> None:
         with self._lock:
             self.commit()
-            self._db.close()
+            self._records.close()
             if self._write_lock is not None:
                 self._write_lock.release()
                 self._write_lock = None
-
-
-_MISSING_VECTORS = faiss.IndexIDMap2(faiss.IndexFlatIP(1))  # marker: file gone, products recorded
 
 
 class WriteLock:
@@ -515,97 +384,7 @@ class WriteLock:
         self._handle.close()
 
 
-def _open_sqlite(file: Path, create: bool) -> sqlite3.Connection:
-    """WAL journal: readers keep reading the last commit while a writer works."""
-    try:
-        db = sqlite3.connect(file, check_same_thread=False, isolation_level="DEFERRED",
-                             timeout=5.0)
-        if create:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS products (doc_id INTEGER PRIMARY KEY, "
-                "parent_asin TEXT UNIQUE NOT NULL, content_hash TEXT NOT NULL, brand_key TEXT, "
-                "brand TEXT, product TEXT NOT NULL, in_stock INTEGER, quantity INTEGER)")
-            db.commit()
-        db.execute("SELECT COUNT(*) FROM products").fetchone()
-        return db
-    except sqlite3.DatabaseError as exc:
-        raise BackendError(f"{file} is unreadable ({exc}): the records are the source of "
-                           "truth, so re-index the catalog into a new --index") from None
-
-
-def _open_bm25(path: Path) -> tantivy.Index:
-    directory = path / "bm25"
-    if not directory.is_dir():
-        raise BackendError(f"index {path} has lost its bm25/ directory: repair it with "
-                           f"`rex-search index --repair --index {path}`")
-    try:
-        index = tantivy.Index(_bm25_schema(), path=str(directory), reuse=True)
-        index.searcher()
-        return index
-    except ValueError as exc:
-        raise BackendError(f"{directory} is unreadable ({exc}): repair it with `rex-search "
-                           f"index --repair --index {path}`") from None
-
-
-def _bm25_document(doc_id: int, product: Product, in_stock: int | None) -> tantivy.Document:
-    doc = tantivy.Document()
-    doc.add_integer("doc_id", doc_id)
-    doc.add_text("title", product.title)
-    if product.brand:
-        doc.add_text("brand", product.brand)
-        doc.add_text("brand_key", brand_key(product.brand))
-    for category in product.categories:
-        doc.add_text("categories", category)
-        doc.add_text("category_key", category.lower())
-    if product.main_category:
-        doc.add_text("category_key", product.main_category.lower())
-    for feature in product.features:
-        doc.add_text("features", feature)
-    if product.description:
-        doc.add_text("description", product.description)
-    if product.price is not None:
-        doc.add_float("price", product.price)
-    if in_stock is not None:
-        doc.add_integer("in_stock", int(in_stock))
-    return doc
-
-
-def _with_filters(query: tantivy.Query, schema: tantivy.Schema,
-                  filters: Filters | None) -> tantivy.Query:
-    if filters is None or filters.is_empty():
-        return query
-    must = tantivy.Occur.Must
-    clauses: list[tuple[tantivy.Occur, tantivy.Query]] = [(must, query)]
-    if filters.brands:
-        keys = [brand_key(b) for b in filters.brands]
-        clauses.append((must, tantivy.Query.term_set_query(schema, "brand_key", keys)))
-    if filters.exclude_brands:
-        keys = [brand_key(b) for b in filters.exclude_brands]
-        clauses.append((tantivy.Occur.MustNot,
-                        tantivy.Query.term_set_query(schema, "brand_key", keys)))
-    if filters.categories:
-        values = [c.lower() for c in filters.categories]
-        clauses.append((must, tantivy.Query.term_set_query(schema, "category_key", values)))
-    if filters.min_price is not None or filters.max_price is not None:
-        clauses.append((must, tantivy.Query.range_query(
-            schema, "price", tantivy.FieldType.Float, filters.min_price, filters.max_price)))
-    if filters.exclude_out_of_stock:
-        clauses.append((tantivy.Occur.MustNot,
-                        tantivy.Query.term_query(schema, "in_stock", 0)))
-    if filters.in_stock is not None:
-        clauses.append((must, tantivy.Query.term_query(schema, "in_stock",
-                                                       int(filters.in_stock))))
-    return tantivy.Query.boolean_query(clauses)
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _atomic_write_index(index: faiss.Index, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    faiss.write_index(index, str(tmp))
     os.replace(tmp, path)

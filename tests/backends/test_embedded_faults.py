@@ -87,18 +87,20 @@ def test_damaged_stores_are_one_clear_error(tmp_path: Path, damage: str):
     backend = new_index(index)
     backend.upsert(products("a", 5), vectors(5, 0))
     backend.close()
+    segments = sorted((index / "vectors").glob("*.npz"))
     if damage == "delete-vectors":
-        (index / "vectors.faiss").unlink()
+        shutil.rmtree(index / "vectors")
     elif damage == "delete-bm25":
         shutil.rmtree(index / "bm25")
     elif damage == "truncate-vectors":
-        data = (index / "vectors.faiss").read_bytes()
-        (index / "vectors.faiss").write_bytes(data[: len(data) // 2])
+        data = segments[-1].read_bytes()
+        segments[-1].write_bytes(data[: len(data) // 2])
     elif damage == "wrong-dimension":
         other = EmbeddedBackend(tmp_path / "other", dim=DIM * 2, model_id="test-model")
         other.upsert(products("x", 1), np.ones((1, DIM * 2), dtype=np.float32))
         other.close()
-        shutil.copy(tmp_path / "other" / "vectors.faiss", index / "vectors.faiss")
+        shutil.rmtree(index / "vectors")
+        shutil.copytree(tmp_path / "other" / "vectors", index / "vectors")
     elif damage == "truncate-sqlite":
         for extra in index.glob("products.sqlite-*"):
             extra.unlink()
@@ -119,7 +121,7 @@ def test_repair_restores_lost_vectors_and_bm25(tmp_path: Path, small_index_dir: 
     before = EmbeddedBackend(index)
     count, sample = before.count(), before.bm25("laptop bag", 5)
     before.close()
-    (index / "vectors.faiss").unlink()
+    shutil.rmtree(index / "vectors")
     shutil.rmtree(index / "bm25")
     runner = CliRunner()
     verify = runner.invoke(cli, ["index", "--verify", "--index", str(index)])

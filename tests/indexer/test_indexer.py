@@ -14,7 +14,7 @@ from tests.conftest import REPO
 
 
 def snapshot(backend: EmbeddedBackend) -> tuple[int, dict, int, list]:
-    ids = [row[0] for row in backend._db.execute("SELECT parent_asin FROM products")]
+    ids = list(backend._records.all_names().values())
     hashes = backend.content_hashes(ids)
     return (backend.count(), hashes, backend._vectors.ntotal,
             [h.parent_asin for h in backend.bm25("running shoes", 20)])
@@ -89,7 +89,7 @@ def test_interrupted_run_resumes_and_loses_nothing(tmp_path: Path, small_catalog
     assert (summary.unchanged, summary.indexed) == (200, 100)
     assert resumed.count() == 300
     assert resumed._vectors.ntotal == 300
-    assert resumed._index.searcher().num_docs == 300  # no duplicates in BM25 either
+    assert resumed._bm25.num_docs == 300  # no duplicates in BM25 either
     expected = set(table["parent_asin"].to_pylist())
     assert set(resumed.get(list(expected))) == expected
     resumed.close()

@@ -1,0 +1,112 @@
+"""Product records in sqlite: the product JSON, its content hash, brand and stock. The source
+of truth of an embedded index: committed last, so it lists only what every store holds."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from rex_search.backends.base import IndexedProduct
+from rex_search.catalog.schema import Product, brand_key
+from rex_search.errors import BackendError
+
+_MAX_PARAMS = 900  # sqlite's bound-parameter limit, with room to spare
+
+
+class RecordStore:
+    def __init__(self, file: Path, create: bool) -> None:
+        """WAL journal: readers keep reading the last commit while a writer works."""
+        try:
+            db = sqlite3.connect(file, check_same_thread=False, isolation_level="DEFERRED",
+                                 timeout=5.0)
+            if create:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS products (doc_id INTEGER PRIMARY KEY, "
+                    "parent_asin TEXT UNIQUE NOT NULL, content_hash TEXT NOT NULL, "
+                    "brand_key TEXT, brand TEXT, product TEXT NOT NULL, in_stock INTEGER, "
+                    "quantity INTEGER)")
+                db.commit()
+            db.execute("SELECT COUNT(*) FROM products").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise BackendError(f"{file} is unreadable ({exc}): the records are the source of "
+                               "truth, so re-index the catalog into a new --index") from None
+        self._db = db
+
+    def use_wal(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")  # indexes made before WAL switch now
+
+    def _select(self, sql: str, values: Sequence[object]) -> list[tuple]:
+        out: list[tuple] = []
+        for start in range(0, len(values), _MAX_PARAMS):
+            chunk = list(values[start:start + _MAX_PARAMS])
+            out += self._db.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
+        return out
+
+    # -- reads --------------------------------------------------------------------------------
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM products").fetchone()[0])
+
+    def stock(self, doc_ids: Sequence[int]) -> dict[int, int | None]:
+        return dict(self._select("SELECT doc_id, in_stock FROM products WHERE doc_id IN ({})",
+                                 doc_ids))
+
+    def names(self, doc_ids: Sequence[int]) -> dict[int, str]:
+        """doc_id -> parent_asin of the recorded ones."""
+        return dict(self._select("SELECT doc_id, parent_asin FROM products WHERE doc_id IN "
+                                 "({})", doc_ids))
+
+    def all_names(self) -> dict[int, str]:
+        return dict(self._db.execute("SELECT doc_id, parent_asin FROM products"))
+
+    def content_hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        return dict(self._select("SELECT parent_asin, content_hash FROM products WHERE "
+                                 "parent_asin IN ({})", ids))
+
+    def get(self, ids: Sequence[str]) -> dict[str, IndexedProduct]:
+        rows = self._select("SELECT parent_asin, product, in_stock, quantity FROM products "
+                            "WHERE parent_asin IN ({})", ids)
+        return {asin: IndexedProduct(Product.from_dict(json.loads(blob)),
+                                     None if stock is None else bool(stock), quantity)
+                for asin, blob, stock, quantity in rows}
+
+    def brands(self) -> dict[str, str]:
+        """brand_key -> most common display name."""
+        rows = self._db.execute(
+            "SELECT brand_key, brand, COUNT(*) AS n FROM products WHERE brand_key != '' "
+            "GROUP BY brand_key, brand ORDER BY n ASC").fetchall()
+        return {key: brand for key, brand, _ in rows}
+
+    # -- writes (uncommitted until commit) --------------------------------------------------
+    def upsert(self, doc_ids: Sequence[int], products: Sequence[Product]) -> None:
+        self._db.executemany(
+            "INSERT INTO products (doc_id, parent_asin, content_hash, brand_key, brand, "
+            "product) VALUES (?,?,?,?,?,?) ON CONFLICT(doc_id) DO UPDATE SET "
+            "content_hash=excluded.content_hash, brand_key=excluded.brand_key, "
+            "brand=excluded.brand, product=excluded.product",
+            [(int(i), p.parent_asin, p.content_hash(), brand_key(p.brand), p.brand,
+              json.dumps(p.to_dict(), ensure_ascii=False))
+             for i, p in zip(doc_ids, products, strict=True)])
+
+    def set_product(self, product: Product) -> None:
+        self._db.execute("UPDATE products SET product=? WHERE parent_asin=?",
+                         (json.dumps(product.to_dict(), ensure_ascii=False),
+                          product.parent_asin))
+
+    def set_stock(self, parent_asin: str, in_stock: bool, quantity: int | None) -> None:
+        self._db.execute("UPDATE products SET in_stock=?, quantity=? WHERE parent_asin=?",
+                         (int(in_stock), quantity, parent_asin))
+
+    def delete(self, doc_ids: Sequence[int]) -> int:
+        """Delete; returns how many of ``doc_ids`` were recorded."""
+        existing = len(self.names(doc_ids))
+        self._db.executemany("DELETE FROM products WHERE doc_id=?", [(d,) for d in doc_ids])
+        return existing
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
