@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -74,6 +75,23 @@ class IndexedProduct:
 
 class Backend(Protocol):
     """What the indexer and the pipelines need from an index."""
+
+    model_id: str  # the embedding model its vectors came from
+    dim: int
+
+    @property
+    def location(self) -> str:
+        """Where the index lives, for messages: a directory or a redacted cluster URL."""
+
+    @property
+    def local_dir(self) -> Path | None:
+        """A local directory reports may be written beside (None for a cluster)."""
+
+    def finalize(self) -> None:
+        """After an indexing run: build what is built once (an HNSW copy, an alias swap)."""
+
+    def record_catalog(self, entry: dict[str, object]) -> None:
+        """Remember a catalog that was indexed (name, sha256, counts), where the backend can."""
 
     def upsert(self, products: Sequence[Product], vectors: np.ndarray) -> list[tuple[str, str]]:
         """Insert or replace products by parent_asin (idempotent); visible after `commit`.

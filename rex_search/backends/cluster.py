@@ -3,10 +3,8 @@
 Documents use ``parent_asin`` as ``_id`` (so every write is an idempotent upsert) and keep the
 full product as JSON in a stored, unindexed field. Reads and searches go through the alias
 named in the URL; a full re-index (``reindex=True``) writes a new concrete index and swaps the
-alias atomically in `finalize`, so searches never see a half-built index. Bulk writes go in
-bounded chunks; items rejected with 429/502/503/504, and chunks hit by connection errors, are
-retried with capped exponential backoff (only the failed items are resent); what still fails
-is returned per document.
+alias atomically in `finalize`, so searches never see a half-built index. Bulk writes go
+through `backends/bulk.py`; the request bodies are built in `backends/cluster_bodies.py`.
 """
 
 from __future__ import annotations
@@ -22,89 +20,15 @@ from typing import Any
 import numpy as np
 
 from rex_search.backends.base import Filters, IndexedProduct, ScoredId, StockRecord
+from rex_search.backends.bulk import Failure, Operation, streaming_bulk
+from rex_search.backends.cluster_bodies import bm25_body, filter_clauses, source_of, text_mappings
 from rex_search.backends.connection import ClusterTarget, redact
 from rex_search.backends.embedded import SCHEMA_VERSION, doc_id_of
 from rex_search.backends.stores.vectors import VectorStore
-from rex_search.catalog.prompt import product_text
 from rex_search.catalog.schema import Product, brand_key
 from rex_search.errors import BackendError
 
 logger = logging.getLogger(__name__)
-BM25_FIELDS = ["title^3", "brand^1.5", "categories", "features^0.7", "description^0.5"]
-RETRY_STATUSES = {429, 502, 503, 504}
-
-
-def text_mappings() -> dict[str, Any]:
-    english = {"type": "text", "analyzer": "english"}
-    return {
-        "parent_asin": {"type": "keyword"},
-        "doc_id": {"type": "long"},
-        "title": english,
-        "brand": {**english, "fields": {"raw": {"type": "keyword"}}},
-        "brand_key": {"type": "keyword"},
-        "categories": english,
-        "category_key": {"type": "keyword"},
-        "features": english,
-        "description": english,
-        "price": {"type": "float"},
-        "in_stock": {"type": "boolean"},
-        "quantity": {"type": "integer"},
-        "content_hash": {"type": "keyword", "index": False},
-        "product": {"type": "keyword", "index": False, "doc_values": False},
-        # The reranker's input, prepared: a search pipeline's rerank processor sends it whole.
-        "rerank_text": {"type": "keyword", "index": False, "doc_values": False},
-    }
-
-
-def filter_clauses(filters: Filters | None) -> tuple[list[dict], list[dict]]:
-    """(filter, must_not) clauses of a bool query for ``filters``."""
-    if filters is None:
-        return [], []
-    keep: list[dict] = []
-    drop: list[dict] = []
-    if filters.brands:
-        keep.append({"terms": {"brand_key": [brand_key(b) for b in filters.brands]}})
-    if filters.exclude_brands:
-        drop.append({"terms": {"brand_key": [brand_key(b) for b in filters.exclude_brands]}})
-    if filters.categories:
-        keep.append({"terms": {"category_key": [c.lower() for c in filters.categories]}})
-    if filters.min_price is not None or filters.max_price is not None:
-        bounds = {k: v for k, v in (("gte", filters.min_price), ("lte", filters.max_price))
-                  if v is not None}
-        keep.append({"range": {"price": bounds}})
-    if filters.in_stock is not None:
-        keep.append({"term": {"in_stock": filters.in_stock}})
-    if filters.exclude_out_of_stock:
-        drop.append({"term": {"in_stock": False}})
-    return keep, drop
-
-
-def bm25_body(query: str, k: int, filters: Filters | None) -> dict[str, Any]:
-    """A structured multi_match (never query_string): user text cannot inject query syntax."""
-    keep, drop = filter_clauses(filters)
-    return {"size": k, "_source": ["parent_asin"], "query": {"bool": {
-        "must": [{"multi_match": {"query": query, "fields": BM25_FIELDS, "type": "most_fields"}}],
-        "filter": keep, "must_not": drop}}}
-
-
-def source_of(product: Product, vector: np.ndarray | None,
-              stock: tuple[bool | None, int | None] = (None, None)) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "parent_asin": product.parent_asin, "doc_id": doc_id_of(product.parent_asin),
-        "title": product.title, "brand": product.brand, "brand_key": brand_key(product.brand),
-        "categories": list(product.categories),
-        "category_key": [c.lower() for c in (*product.categories, product.main_category or "")
-                         if c],
-        "features": list(product.features), "description": product.description,
-        "price": product.price, "content_hash": product.content_hash(),
-        "product": json.dumps(product.to_dict(), ensure_ascii=False),
-        "rerank_text": product_text(product),
-    }
-    if stock[0] is not None:
-        doc["in_stock"], doc["quantity"] = stock
-    if vector is not None:
-        doc["embedding"] = [float(x) for x in vector]
-    return doc
 
 
 PENDING_HASH = "pending-vector-save"
@@ -261,54 +185,11 @@ class ClusterBackend:
     def _knn_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         return settings
 
-    def bulk(self, operations: list[tuple[dict[str, Any], dict[str, Any] | None]]
-             ) -> list[tuple[str, str]]:
+    def bulk(self, operations: list[Operation]) -> list[Failure]:
         """Send (action, source) pairs in chunks with retries; returns (id, reason) failures."""
-        failures: list[tuple[str, str]] = []
-        for start in range(0, len(operations), self.chunk_size):
-            failures += self._bulk_chunk(operations[start:start + self.chunk_size])
-        return failures
-
-    def _bulk_chunk(self, chunk: list[tuple[dict, dict | None]]) -> list[tuple[str, str]]:
-        pending = chunk
-        failures: list[tuple[str, str]] = []
-        for attempt in range(self.max_retries + 1):
-            body: list[dict] = []
-            for action, source in pending:
-                body.append(action)
-                if source is not None:
-                    body.append(source)
-            retry: list[tuple[dict, dict | None]] = []
-            last_reason = ""
-            try:
-                response = self._bulk_request(body)
-            except self._connection_errors() as exc:
-                retry, last_reason = list(pending), f"connection error: {redact(str(exc))}"
-            else:
-                for (action, source), item in zip(pending, response.get("items", []),
-                                                  strict=True):
-                    result = next(iter(item.values()))
-                    status = int(result.get("status", 500))
-                    if status < 300:
-                        continue
-                    reason = result.get("error", {})
-                    reason = f"{status} {reason.get('type', '')}: {reason.get('reason', '')}" \
-                        if isinstance(reason, dict) else f"{status} {reason}"
-                    if status in RETRY_STATUSES:
-                        retry.append((action, source))
-                        last_reason = reason
-                    else:
-                        failures.append((next(iter(action.values()))["_id"], reason))
-            if not retry:
-                return failures
-            pending = retry
-            if attempt < self.max_retries:
-                delay = min(self.max_backoff, self.backoff * 2 ** attempt)
-                logger.warning("bulk: retrying %d item(s) in %.1f s (%s)", len(retry), delay,
-                               last_reason)
-                self._sleep(delay)
-        return failures + [(next(iter(a.values()))["_id"], f"gave up after "
-                            f"{self.max_retries} retries: {last_reason}") for a, _ in pending]
+        return streaming_bulk(self._bulk_request, operations, self.chunk_size,
+                              self.max_retries, self.backoff, self.max_backoff,
+                              self._connection_errors(), self._sleep)
 
     # -- writes ---------------------------------------------------------------------------
     def upsert(self, products: Sequence[Product], vectors: np.ndarray) -> list[tuple[str, str]]:
@@ -351,6 +232,18 @@ class ClusterBackend:
             logger.warning("could not confirm %d content hash(es): %s", len(failures),
                            failures[:3])
         self._unconfirmed = {}
+
+    @property
+    def location(self) -> str:
+        return self.target.display
+
+    @property
+    def local_dir(self) -> None:
+        return None
+
+    def record_catalog(self, entry: dict[str, object]) -> None:
+        """Catalog fingerprints stay with the indexer's log: a cluster index's metadata is
+        shared by every writer, and rewriting its mapping for each run is not worth it."""
 
     def finalize(self) -> None:
         """After a full re-index: point the alias at the new index in one atomic step."""

@@ -116,6 +116,14 @@ class EmbeddedBackend:
         if dim is not None and manifest["dim"] != dim:
             raise BackendError(f"index {self.path} has dimension {manifest['dim']}, not {dim}")
 
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def local_dir(self) -> Path:
+        return self.path
+
     def record_catalog(self, entry: dict[str, object]) -> None:
         """Remember a catalog that was indexed (fingerprint and counts) in the manifest."""
         with self._lock:

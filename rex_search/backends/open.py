@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rex_search.backends.base import Backend
 from rex_search.backends.connection import is_cluster_url, parse_target
 from rex_search.backends.embedded import EmbeddedBackend
 
@@ -15,7 +16,8 @@ from rex_search.errors import ConfigError
 
 
 def open_backend(target: str | Path, embedder: Embedder | None = None,
-                 vector_index: str = "flat", reindex: bool = False, repair: bool = False):
+                 vector_index: str = "flat", reindex: bool = False, repair: bool = False
+                 ) -> Backend:
     """Open (or, with an ``embedder``, create) the index at ``target``: a directory (embedded)
     or ``opensearch[+https]://...`` / ``elasticsearch[+https]://...`` (see backends.connection).
 

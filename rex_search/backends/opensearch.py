@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from rex_search.backends.base import Filters
-from rex_search.backends.cluster import ClusterBackend, filter_clauses
+from rex_search.backends.cluster import ClusterBackend
+from rex_search.backends.cluster_bodies import filter_clauses
 from rex_search.backends.connection import ClusterTarget
 from rex_search.errors import ConfigError
 

@@ -63,12 +63,12 @@ def index(ctx: click.Context, catalog: Path | None, index: str | None, reindex: 
         raise RexSearchError(f"catalog file not found: {catalog}")
     embedder = Embedder(config.index.embedding_model)
     backend = open_backend(config.index.path, embedder, config.index.vector_index, reindex)
-    report_dir = backend.path if hasattr(backend, "path") else None
+    report_dir = backend.local_dir
     with tqdm(desc="indexing", unit="rows", disable=as_json or not sys.stderr.isatty()) as bar:
         summary = index_catalog(catalog, backend, embedder, batch_size=config.index.batch_size,
                                 progress=bar.update, report_dir=report_dir)
     backend.close()
-    where = getattr(backend, "path", None) or backend.target.display
+    where = backend.location
     if as_json:
         click.echo(json.dumps({**summary.to_dict(), "index": str(where)}, indent=2))
     else:

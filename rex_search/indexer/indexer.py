@@ -111,9 +111,7 @@ def index_catalog(
             if progress:
                 progress(len(batch.products) + len(batch.rejected))
         backend.commit()
-        finalize = getattr(backend, "finalize", None)
-        if finalize is not None:
-            finalize()
+        backend.finalize()
         completed = True
     finally:
         if report is not None:
@@ -121,10 +119,8 @@ def index_catalog(
             if completed:
                 os.replace(summary.rejected_report + ".tmp", summary.rejected_report)
     summary.seconds = time.perf_counter() - started
-    record = getattr(backend, "record_catalog", None)
-    if record is not None:
-        record({"name": path.name, "sha256": file_sha256(path), "rows": summary.rows_read,
-                "rejected": summary.rejected})
+    backend.record_catalog({"name": path.name, "sha256": file_sha256(path),
+                            "rows": summary.rows_read, "rejected": summary.rejected})
     logger.info("indexed %s: %s", path, summary.to_dict())
     return summary
 

@@ -80,7 +80,7 @@ class SearchPipeline:
         backend = open_backend(config.index.path, embedder=None)
         # Queries are embedded with the model the index was built with, whatever the config
         # says: vectors from another model would be compared with the index's silently.
-        model = getattr(backend, "model_id", None) or config.index.embedding_model
+        model = backend.model_id
         if model != config.index.embedding_model:
             logger.warning("index %s was embedded with %s; using it for queries, not the "
                            "configured %s", config.index.path, model,

@@ -15,7 +15,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from rex_search.backends.base import Filters
-from rex_search.backends.cluster import text_mappings
+from rex_search.backends.cluster_bodies import text_mappings
 from rex_search.backends.connection import parse_target
 from rex_search.backends.elasticsearch import ElasticsearchBackend
 from rex_search.backends.embedded import SCHEMA_VERSION

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rex_search.backends.base import Filters
-from rex_search.backends.cluster import bm25_body, filter_clauses
+from rex_search.backends.cluster_bodies import bm25_body, filter_clauses
 from rex_search.backends.connection import parse_target
 from rex_search.backends.elasticsearch import ElasticsearchBackend
 from rex_search.backends.opensearch import OpenSearchBackend

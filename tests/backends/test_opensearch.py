@@ -23,7 +23,7 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 
 from rex_search.backends.base import Filters, StockRecord
-from rex_search.backends.cluster import bm25_body
+from rex_search.backends.cluster_bodies import bm25_body
 from rex_search.backends.connection import parse_target, redact
 from rex_search.backends.opensearch import OpenSearchBackend
 from rex_search.catalog.reader import read_catalog

@@ -1,0 +1,166 @@
+"""One streaming row reader for every input file (catalogs, inventory feeds, judgments):
+parquet and CSV in Arrow record batches, JSONL line by line, so memory holds one batch only.
+
+A line that cannot be read (malformed CSV, bad JSON, invalid UTF-8, a corrupt parquet page)
+comes back as a row ``{INVALID: reason}`` in its place: the caller reports it as that
+row's error, and the rest of the file is read. Only a file that cannot be opened at all, or
+lacks a required column, is a `CatalogError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from rex_search.errors import CatalogError
+
+FORMATS = {
+    ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+}
+INVALID = "__invalid__"
+Required = Sequence[str | tuple[str, ...]]  # a tuple: any one of these columns
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row that was skipped, and why. `row` is the 1-based data row number in the file."""
+
+    row: int
+    parent_asin: str | None
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        who = f" (parent_asin={self.parent_asin})" if self.parent_asin else ""
+        return f"row {self.row}{who}: {self.field}: {self.reason}"
+
+
+def read_rows(path: str | Path, required: Required = (), what: str = "input",
+              batch_size: int = 1024) -> Iterator[list[dict[str, Any]]]:
+    """Raw rows of ``path`` in batches of at most ``batch_size``.
+
+    Raises:
+        CatalogError: the file is missing, of an unknown format, unreadable, or lacks a
+            ``required`` column (checked from the header before any row is read; JSONL has
+            no header: there a row without a required field is that row's error).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogError(f"{what} file not found: {path}")
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise CatalogError(
+            f"cannot read {path.name}: unknown format {path.suffix!r}; "
+            f"expected one of {', '.join(sorted(FORMATS))}"
+        )
+    reader = {"parquet": _parquet_rows, "csv": _csv_rows, "jsonl": _jsonl_rows}[fmt]
+    return reader(path, list(required), batch_size)
+
+
+def _check_columns(path: Path, required: Required, columns: list[str]) -> None:
+    missing = [c if isinstance(c, str) else " or ".join(c) for c in required
+               if not (c in columns if isinstance(c, str) else any(x in columns for x in c))]
+    if missing:
+        raise CatalogError(
+            f"{path.name} lacks required column(s) {', '.join(missing)}; "
+            f"found columns: {', '.join(columns) or '(none)'}"
+        )
+
+
+def _parquet_rows(path: Path, required: Required,
+                  batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CatalogError(f"{path.name} is not a readable parquet file: {exc}") from exc
+    _check_columns(path, required, parquet.schema_arrow.names)
+    # Row group by row group: a corrupt data page loses its own group's rows (each reported),
+    # not the rest of the file.
+    for group in range(parquet.num_row_groups):
+        try:
+            table = parquet.read_row_group(group)
+        except (pa.ArrowException, OSError) as exc:
+            rows = parquet.metadata.row_group(group).num_rows
+            reason = f"unreadable parquet data in row group {group} ({exc})"
+            yield [{INVALID: reason}] * rows
+            continue
+        for batch in table.to_batches(max_chunksize=batch_size):
+            yield batch.to_pylist()
+
+
+def _csv_rows(path: Path, required: Required, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    # Every column as text: types are checked per row below, so one odd value cannot make
+    # Arrow reject the whole file.
+    bad_rows: list[dict[str, Any]] = []
+
+    def skip_bad_row(row) -> str:  # a malformed line anywhere in the file: report, go on
+        where = f"line {row.number}" if row.number is not None else "a line"
+        bad_rows.append({INVALID: f"malformed CSV at {where} (expected "
+                                        f"{row.expected_columns} columns, found "
+                                        f"{row.actual_columns}): {row.text[:80]!r}"})
+        return "skip"
+
+    try:
+        header = pa_csv.open_csv(path).schema.names
+        options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header})
+        reader = pa_csv.open_csv(
+            path,
+            read_options=pa_csv.ReadOptions(block_size=1 << 20),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=skip_bad_row),
+            convert_options=options,
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path.name} is not a readable CSV file: {exc}") from exc
+    _check_columns(path, required, header)
+    pending: list[dict[str, Any]] = []
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid as exc:  # e.g. invalid UTF-8 in a later block: the rest is lost
+            pending.append({INVALID: f"unreadable CSV after this point ({exc})"})
+            break
+        pending.extend(bad_rows)
+        bad_rows.clear()
+        pending.extend(batch.to_pylist())
+        while len(pending) >= batch_size:
+            yield pending[:batch_size]
+            pending = pending[batch_size:]
+    if pending:
+        yield pending
+
+
+def _jsonl_rows(path: Path, required: Required,
+                batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    pending: list[dict[str, Any]] = []
+    with path.open("rb") as lines:
+        for raw_line in lines:
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                pending.append({INVALID: f"not valid UTF-8 (byte {exc.start})"})
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                record = {INVALID: f"not a JSON object ({exc.msg})"}
+            except RecursionError:
+                record = {INVALID: "JSON nested too deeply"}
+            if not isinstance(record, dict):
+                record = {INVALID: f"expected a JSON object, got {type(record).__name__}"}
+            pending.append(record)
+            if len(pending) >= batch_size:
+                yield pending
+                pending = []
+    if pending:
+        yield pending
