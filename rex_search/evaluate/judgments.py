@@ -71,13 +71,23 @@ def _parse(row: dict[str, Any]) -> tuple[str, JudgedDoc]:
     query = required_text(row, query_col)
     asin = required_text(row, "parent_asin")
     relevance = required_number(row, "relevance_score", 0.0, 1.0)
-    variance = number(row, "relevance_variance", 0.0) \
-        if row.get("relevance_variance") is not None else None
-    if variance is None and row.get("relevance_variance") is not None:
-        raise BadField("relevance_variance", "expected a number >= 0 (the variance of the "
-                       f"annotators' grades), got {row.get('relevance_variance')!r}")
+    variance = _variance(row)
     title = row.get("title") or ""
     description = row.get("description") or ""
     if isinstance(description, list):
         description = "\n".join(str(d) for d in description)
     return query, JudgedDoc(asin, str(title), str(description), relevance, variance)
+
+
+def _variance(row: dict[str, Any]) -> float | None:
+    raw = row.get("relevance_variance")
+    if raw is None:
+        return None
+    try:
+        variance = number(row, "relevance_variance", 0.0)
+    except BadField:
+        variance = None
+    if variance is None:
+        raise BadField("relevance_variance", "expected a number >= 0 (the variance of the "
+                       f"annotators' grades), got {raw!r}")
+    return variance

@@ -94,7 +94,6 @@ def train(train_set: list[QueryJudgments], config: TrainConfig,
     import torch
 
     from rex_search.catalog.prompt import product_text
-    from rex_search.train.loss import DistributionalConfig, bce_loss, distributional_loss, mse_loss
 
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -102,65 +101,13 @@ def train(train_set: list[QueryJudgments], config: TrainConfig,
     model, tokenizer = build_model(config)
     pairs = [(q.query, product_text(d.as_product()), d.relevance,
               math.nan if d.variance is None else d.variance) for q in train_set for d in q.docs]
-    groups: dict[tuple[bool, bool], list] = {}
-    for name, param in model.named_parameters():
-        is_head = name.startswith("head.")
-        no_decay = name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
-        groups.setdefault((is_head, no_decay), []).append(param)
-    optimizer = torch.optim.AdamW([
-        {"params": params, "lr": config.head_lr if is_head else config.backbone_lr,
-         "weight_decay": 0.0 if no_decay else config.weight_decay}
-        for (is_head, no_decay), params in groups.items()])
-    steps_per_epoch = math.ceil(len(pairs) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    warmup = max(1, int(total * config.warmup))
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    frozen_steps = int(steps_per_epoch * config.freeze_fraction)
-    dist = DistributionalConfig(mse_weight=config.mse_weight)
+    optimizer = _optimizer(model, config)
+    schedule = _Schedule(optimizer, config, math.ceil(len(pairs) / config.batch_size))
     history: list[dict] = []
     best_state, best_score = None, -1.0
-    step = 0
     for epoch in range(config.epochs):
-        model.train()
-        rng = random.Random(config.seed + epoch)
-        order = list(range(len(pairs)))
-        rng.shuffle(order)
-        started, running = time.perf_counter(), 0.0
-        for start in range(0, len(order), config.batch_size):
-            batch = [pairs[i] for i in order[start:start + config.batch_size]]
-            encoded = tokenizer([query_text(p[0]) for p in batch], [p[1] for p in batch],
-                                truncation="only_second", max_length=config.max_tokens,
-                                padding=True, return_tensors="pt")
-            y = torch.tensor([p[2] for p in batch], dtype=torch.float32)
-            variance = (torch.tensor([p[3] for p in batch], dtype=torch.float32)
-                        if config.width == "data" else None)
-            freeze = step < frozen_steps
-            for name, param in model.named_parameters():
-                param.requires_grad = name.startswith("head.") or not freeze
-            logits = model(**encoded)
-            if config.loss == "distributional":
-                loss = distributional_loss(logits, y, dist, variance)
-            elif config.loss == "bce":
-                loss = bce_loss(logits, y)
-            else:
-                loss = mse_loss(logits, y)
-            optimizer.zero_grad()
-            loss.backward()
-            scale = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(
-                math.pi * (step - warmup) / max(1, total - warmup)))
-            for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base_lr * scale
-            optimizer.step()
-            running += loss.item()
-            step += 1
-            if progress is not None:
-                progress(f"epoch {epoch + 1}/{config.epochs}")
-            if step % 200 == 0:
-                done = start // config.batch_size + 1
-                log(json.dumps({"step": step, "of": total, "train_loss": round(running / done, 5),
-                                "seconds": round(time.perf_counter() - started, 1)}))
-        entry = {"epoch": epoch + 1, "train_loss": running / steps_per_epoch,
-                 "seconds": round(time.perf_counter() - started, 1)}
+        entry = _train_epoch(model, tokenizer, optimizer, schedule, pairs, config, epoch, log,
+                             progress)
         if validation:
             entry.update(validate(model, tokenizer, config, validation))
         history.append(entry)
@@ -175,6 +122,93 @@ def train(train_set: list[QueryJudgments], config: TrainConfig,
     if out is not None:
         save(model, tokenizer, config, history, train_set, out, sources or {})
     return model, tokenizer, history
+
+
+def _optimizer(model, config: TrainConfig):
+    """AdamW with the head's and the backbone's learning rates; no decay on biases and norms."""
+    import torch
+
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, param in model.named_parameters():
+        is_head = name.startswith("head.")
+        no_decay = name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
+        groups.setdefault((is_head, no_decay), []).append(param)
+    return torch.optim.AdamW([
+        {"params": params, "lr": config.head_lr if is_head else config.backbone_lr,
+         "weight_decay": 0.0 if no_decay else config.weight_decay}
+        for (is_head, no_decay), params in groups.items()])
+
+
+class _Schedule:
+    """Linear warmup then cosine decay of every group's rate; the backbone frozen for the
+    first ``freeze_fraction`` of an epoch's steps."""
+
+    def __init__(self, optimizer, config: TrainConfig, steps_per_epoch: int) -> None:
+        self.steps_per_epoch = steps_per_epoch
+        self.total = steps_per_epoch * config.epochs
+        self.warmup = max(1, int(self.total * config.warmup))
+        self.frozen_steps = int(steps_per_epoch * config.freeze_fraction)
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.step = 0
+
+    @property
+    def backbone_frozen(self) -> bool:
+        return self.step < self.frozen_steps
+
+    def set_rates(self, optimizer) -> None:
+        step, warmup = self.step, self.warmup
+        scale = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(
+            math.pi * (step - warmup) / max(1, self.total - warmup)))
+        for group, base_lr in zip(optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base_lr * scale
+
+
+def _loss(logits, y, variance, config: TrainConfig):
+    from rex_search.train.loss import DistributionalConfig, bce_loss, distributional_loss, mse_loss
+
+    if config.loss == "distributional":
+        return distributional_loss(logits, y, DistributionalConfig(mse_weight=config.mse_weight),
+                                   variance)
+    return bce_loss(logits, y) if config.loss == "bce" else mse_loss(logits, y)
+
+
+def _train_epoch(model, tokenizer, optimizer, schedule: _Schedule, pairs: list[tuple],
+                 config: TrainConfig, epoch: int, log, progress) -> dict:
+    """One shuffled pass over ``pairs``; returns the epoch's log entry."""
+    import torch
+
+    model.train()
+    rng = random.Random(config.seed + epoch)
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    started, running = time.perf_counter(), 0.0
+    for start in range(0, len(order), config.batch_size):
+        batch = [pairs[i] for i in order[start:start + config.batch_size]]
+        encoded = tokenizer([query_text(p[0]) for p in batch], [p[1] for p in batch],
+                            truncation="only_second", max_length=config.max_tokens,
+                            padding=True, return_tensors="pt")
+        y = torch.tensor([p[2] for p in batch], dtype=torch.float32)
+        variance = (torch.tensor([p[3] for p in batch], dtype=torch.float32)
+                    if config.width == "data" else None)
+        freeze = schedule.backbone_frozen
+        for name, param in model.named_parameters():
+            param.requires_grad = name.startswith("head.") or not freeze
+        loss = _loss(model(**encoded), y, variance, config)
+        optimizer.zero_grad()
+        loss.backward()
+        schedule.set_rates(optimizer)
+        optimizer.step()
+        running += loss.item()
+        schedule.step += 1
+        if progress is not None:
+            progress(f"epoch {epoch + 1}/{config.epochs}")
+        if schedule.step % 200 == 0:
+            done = start // config.batch_size + 1
+            log(json.dumps({"step": schedule.step, "of": schedule.total,
+                            "train_loss": round(running / done, 5),
+                            "seconds": round(time.perf_counter() - started, 1)}))
+    return {"epoch": epoch + 1, "train_loss": running / schedule.steps_per_epoch,
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 class InMemoryScorer:
