@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from rex_search.errors import ModelError
 
@@ -111,7 +112,7 @@ def _verified_folder(folder: Path, pinned: dict[str, str], what: str, alternativ
     return folder
 
 
-def check_tokenizer(name: str, tokenizer, config) -> None:
+def check_tokenizer(name: str, tokenizer: Any, config: Any) -> None:
     """Refuse a tokenizer that does not belong to the model: a folder without its tokenizer
     files can load a tiny placeholder vocabulary that maps every word to [UNK] and scores
     garbage without any error."""

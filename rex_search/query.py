@@ -159,7 +159,7 @@ def parse_query(raw: str, brands: KnownBrands | None = None,
     """Parse ``raw`` into model text and constraints (see the module docstring)."""
     brands = brands or KnownBrands({})
     text = f" {raw.strip()} "
-    found: dict[str, object] = {"exclude": [], "exclude_keys": set(), "ignored": [], "notes": []}
+    found = _Negations()
 
     non_branded = bool(_NON_BRANDED.search(text))
     text = _NON_BRANDED.sub(" ", text)
@@ -187,20 +187,28 @@ def parse_query(raw: str, brands: KnownBrands | None = None,
             sizes += (size,)
             text = text.replace(m.group(0), f" {size.text} ", 1)
 
-    named, named_keys = (), ()
+    named: tuple[str, ...] = ()
+    named_keys: tuple[str, ...] = ()
     if detect_brands:
         named, named_keys = _named_brands(text, brands)
     clean = re.sub(r"\s+", " ", text).strip() or raw.strip()
     return ParsedQuery(
-        raw=raw, text=clean, exclude_brands=tuple(found["exclude"]),  # type: ignore[arg-type]
-        exclude_brand_keys=tuple(sorted(found["exclude_keys"])),  # type: ignore[arg-type]
+        raw=raw, text=clean, exclude_brands=tuple(found.exclude),
+        exclude_brand_keys=tuple(sorted(found.exclude_keys)),
         brands=named, brand_keys=named_keys, non_branded=non_branded, ad_free=ad_free,
         sizes=sizes, min_price=min_price, max_price=max_price,
-        ignored_negations=tuple(found["ignored"]),  # type: ignore[arg-type]
+        ignored_negations=tuple(found.ignored),
     )
 
 
-def _take_negations(text: str, brands: KnownBrands, found: dict[str, object]) -> str:
+@dataclass
+class _Negations:
+    exclude: list[str] = field(default_factory=list)  # display names of excluded brands
+    exclude_keys: set[str] = field(default_factory=set)
+    ignored: list[str] = field(default_factory=list)  # negated words that name no brand
+
+
+def _take_negations(text: str, brands: KnownBrands, found: _Negations) -> str:
     """Remove every negated phrase; known brands become exclusions (longest match wins)."""
     position = 0  # resume after the last removal: rescanning from 0 made long queries quadratic
     while m := _NEGATION.search(text, position):
@@ -211,14 +219,14 @@ def _take_negations(text: str, brands: KnownBrands, found: dict[str, object]) ->
             phrase = " ".join(words[:n])
             keys = brands.lookup(phrase)
             if keys and not (n == 1 and brand_key(phrase) in _STOPWORDS):
-                found["exclude"].append(brands.name(phrase))  # type: ignore[union-attr]
-                found["exclude_keys"].update(keys)  # type: ignore[union-attr]
+                found.exclude.append(brands.name(phrase))
+                found.exclude_keys.update(keys)
                 matched = n
                 break
         if matched == 0:
             matched = 1 if words else 0
             if words:
-                found["ignored"].append(words[0])  # type: ignore[union-attr]
+                found.ignored.append(words[0])
         span = _span_of_words(rest, matched)
         text = text[: m.start()] + " " + rest[span:]
         position = m.start()

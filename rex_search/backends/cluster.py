@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from rex_search.backends.base import Filters, IndexedProduct, ScoredId, StockRecord
+from rex_search.backends.base import Filters, IndexedProduct, ScoredId
 from rex_search.backends.bulk import Failure, Operation, streaming_bulk
 from rex_search.backends.cluster_bodies import bm25_body, filter_clauses, source_of, text_mappings
 from rex_search.backends.connection import ClusterTarget, redact
 from rex_search.backends.embedded import SCHEMA_VERSION, doc_id_of
 from rex_search.backends.stores.vectors import VectorStore
-from rex_search.catalog.schema import Product, brand_key
+from rex_search.catalog.schema import Product, StockRecord, brand_key
 from rex_search.errors import BackendError
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class ClusterBackend:
     def _knn_body(self, vector: list[float], k: int, filters: Filters | None) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _create_index(self, name: str, settings: dict, mappings: dict) -> None:
+    def _create_index(self, name: str, settings: dict[str, Any], mappings: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def _search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +99,7 @@ class ClusterBackend:
     def _bulk_request(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _mget(self, index: str, ids: list[str], source: list[str] | None) -> list[dict]:
+    def _mget(self, index: str, ids: list[str], source: list[str] | None) -> list[dict[str, Any]]:
         raise NotImplementedError
 
     def _swap_alias(self, remove: list[str], add: str) -> None:
@@ -196,14 +196,15 @@ class ClusterBackend:
         stock = {a: (i.in_stock, i.quantity) for a, i in
                  self.get([p.parent_asin for p in products], index=self.write_index).items()}
         in_cluster = self.local is None
-        operations = [({"index": {"_index": self.write_index, "_id": p.parent_asin}},
-                       source_of(p, v if in_cluster else None,
-                                 stock.get(p.parent_asin, (None, None))))
-                      for p, v in zip(products, vectors, strict=True)]
+        sources = [source_of(p, v if in_cluster else None, stock.get(p.parent_asin, (None, None)))
+                   for p, v in zip(products, vectors, strict=True)]
         if self.local is not None:
-            for _, source in operations:
+            for source in sources:
                 self._unconfirmed[source["parent_asin"]] = source["content_hash"]
                 source["content_hash"] = PENDING_HASH
+        operations: list[Operation] = [
+            ({"index": {"_index": self.write_index, "_id": p.parent_asin}}, source)
+            for p, source in zip(products, sources, strict=True)]
         failures = self.bulk(operations)
         if self.local is not None:
             failed = {asin for asin, _ in failures}
@@ -272,7 +273,7 @@ class ClusterBackend:
 
     def update_inventory(self, records: Sequence[StockRecord]) -> list[str]:
         priced = self.get([r.parent_asin for r in records if r.price is not None])
-        operations = []
+        operations: list[Operation] = []
         for r in records:
             doc: dict[str, Any] = {"in_stock": r.in_stock, "quantity": r.quantity}
             if r.parent_asin in priced and r.price is not None:

@@ -38,12 +38,12 @@ def text_mappings() -> dict[str, Any]:
     }
 
 
-def filter_clauses(filters: Filters | None) -> tuple[list[dict], list[dict]]:
+def filter_clauses(filters: Filters | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(filter, must_not) clauses of a bool query for ``filters``."""
     if filters is None:
         return [], []
-    keep: list[dict] = []
-    drop: list[dict] = []
+    keep: list[dict[str, Any]] = []
+    drop: list[dict[str, Any]] = []
     if filters.brands:
         keep.append({"terms": {"brand_key": [brand_key(b) for b in filters.brands]}})
     if filters.exclude_brands:

@@ -32,7 +32,7 @@ class ElasticsearchBackend(ClusterBackend):
         if t.ca_certs:
             kwargs["ca_certs"] = t.ca_certs
         client = Elasticsearch(**kwargs)
-        client._transport = ServerVersionTransport(client.transport)
+        client._transport = ServerVersionTransport(client.transport)  # type: ignore[assignment]
         return client
 
     def _connection_errors(self) -> tuple[type[BaseException], ...]:
@@ -55,7 +55,7 @@ class ElasticsearchBackend(ClusterBackend):
             knn["filter"] = {"bool": {"filter": keep, "must_not": drop}}
         return {"size": k, "_source": ["parent_asin"], "knn": knn}
 
-    def _create_index(self, name: str, settings: dict, mappings: dict) -> None:
+    def _create_index(self, name: str, settings: dict[str, Any], mappings: dict[str, Any]) -> None:
         self.client.indices.create(index=name, settings=settings, mappings=mappings)
 
     def _search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +64,7 @@ class ElasticsearchBackend(ClusterBackend):
     def _bulk_request(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
         return self.client.bulk(operations=operations).body
 
-    def _mget(self, index: str, ids: list[str], source: list[str] | None) -> list[dict]:
+    def _mget(self, index: str, ids: list[str], source: list[str] | None) -> list[dict[str, Any]]:
         return self.client.mget(index=index, ids=ids, source_includes=source)["docs"]
 
     def _swap_alias(self, remove: list[str], add: str) -> None:
@@ -101,9 +101,10 @@ class ServerVersionTransport:
                         **kwargs: Any) -> Any:
         if self.server_major is None:
             self.server_major = self._probe(headers or {}, kwargs)
-        if headers is not None and self.server_major:
+        major = self.server_major
+        if headers is not None and major:
             headers = {k: COMPATIBLE.sub(lambda m: f"compatible-with="
-                                         f"{min(int(m.group(1)), self.server_major)}", v)
+                                         f"{min(int(m.group(1)), major)}", v)
                        for k, v in dict(headers).items()}
         return self._transport.perform_request(method, target, headers=headers, **kwargs)
 

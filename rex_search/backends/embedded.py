@@ -23,16 +23,20 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import faiss
 import numpy as np
 
-from rex_search.backends.base import Filters, IndexedProduct, ScoredId, StockRecord
+from rex_search.backends.base import Filters, IndexedProduct, ScoredId
 from rex_search.backends.stores.bm25 import Bm25Store
 from rex_search.backends.stores.records import RecordStore
 from rex_search.backends.stores.vectors import Compaction, VectorStore
-from rex_search.catalog.schema import Product, embedding_text
+from rex_search.catalog.schema import Product, StockRecord, embedding_text
 from rex_search.errors import BackendError
+
+if TYPE_CHECKING:  # only its type: the embedder lives above the backends
+    from rex_search.indexer.embed import Encoder
 
 SCHEMA_VERSION = 1
 
@@ -67,7 +71,7 @@ class EmbeddedBackend:
                         "dim": dim, "vector_index": vector_index, "catalogs": []}
         self._check_manifest(manifest, dim, model_id)
         self.manifest = manifest
-        self.dim = int(manifest["dim"])
+        self.dim = int(manifest["dim"])  # type: ignore[call-overload]  # checked just above
         self.model_id = str(manifest["embedding_model"])
         self._lock = threading.RLock()
         hint = f": repair it with `rex-search index --repair --index {self.path}`"
@@ -92,7 +96,8 @@ class EmbeddedBackend:
         if not self._manifest_path.exists():
             return None
         try:
-            return json.loads(self._manifest_path.read_text())
+            manifest: dict[str, object] = json.loads(self._manifest_path.read_text())
+            return manifest
         except json.JSONDecodeError as exc:
             raise BackendError(f"{self._manifest_path} is corrupt: {exc}") from exc
 
@@ -127,8 +132,8 @@ class EmbeddedBackend:
     def record_catalog(self, entry: dict[str, object]) -> None:
         """Remember a catalog that was indexed (fingerprint and counts) in the manifest."""
         with self._lock:
-            catalogs = [c for c in self.manifest["catalogs"]  # type: ignore[union-attr]
-                        if c.get("sha256") != entry.get("sha256")]
+            known: list[dict[str, object]] = self.manifest["catalogs"]  # type: ignore[assignment]
+            catalogs = [c for c in known if c.get("sha256") != entry.get("sha256")]
             self.manifest["catalogs"] = [*catalogs, entry]
             self._write_manifest()
 
@@ -170,7 +175,7 @@ class EmbeddedBackend:
                 "extra_vectors": sorted(str(i) for i in vector_ids - set(recorded)),
                 "extra_bm25": sorted(str(i) for i in bm25_ids - set(recorded))}
 
-    def repair(self, embedder) -> dict[str, int]:
+    def repair(self, embedder: Encoder) -> dict[str, int]:
         """Make the vector and BM25 stores match the records (the source of truth):
         re-embed and re-add what is missing, drop what no record has."""
         with self._lock:
@@ -363,7 +368,7 @@ class WriteLock:
     """An exclusive ``flock`` on ``write.lock`` in the index directory, holding the owner's pid
     (released by the OS if the process dies, so a kill -9 never leaves a stale lock)."""
 
-    def __init__(self, handle) -> None:
+    def __init__(self, handle: IO[str]) -> None:
         self._handle = handle
 
     @classmethod

@@ -62,7 +62,7 @@ class OpenSearchBackend(ClusterBackend):
             knn["filter"] = {"bool": {"filter": keep, "must_not": drop}}
         return {"size": k, "_source": ["parent_asin"], "query": {"knn": {"embedding": knn}}}
 
-    def _create_index(self, name: str, settings: dict, mappings: dict) -> None:
+    def _create_index(self, name: str, settings: dict[str, Any], mappings: dict[str, Any]) -> None:
         self.client.indices.create(index=name, body={"settings": settings, "mappings": mappings})
 
     def _search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +71,7 @@ class OpenSearchBackend(ClusterBackend):
     def _bulk_request(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
         return self.client.bulk(body=operations)
 
-    def _mget(self, index: str, ids: list[str], source: list[str] | None) -> list[dict]:
+    def _mget(self, index: str, ids: list[str], source: list[str] | None) -> list[dict[str, Any]]:
         return self.client.mget(index=index, body={"ids": ids}, _source_includes=source)["docs"]
 
     def _swap_alias(self, remove: list[str], add: str) -> None:

@@ -100,7 +100,7 @@ def _csv_rows(path: Path, required: Required, batch_size: int) -> Iterator[list[
     # Arrow reject the whole file.
     bad_rows: list[dict[str, Any]] = []
 
-    def skip_bad_row(row) -> str:  # a malformed line anywhere in the file: report, go on
+    def skip_bad_row(row: Any) -> str:  # a malformed line anywhere in the file: report, go on
         where = f"line {row.number}" if row.number is not None else "a line"
         bad_rows.append({INVALID: f"malformed CSV at {where} (expected "
                                         f"{row.expected_columns} columns, found "

@@ -44,7 +44,7 @@ def read_judgments(path: str | Path) -> list[QueryJudgments]:
     groups: dict[str, tuple[str, list[JudgedDoc]]] = {}
     errors: list[str] = []
     number = 0
-    required = [QUERY_COLUMNS, "parent_asin", "relevance_score"]
+    required: list[str | tuple[str, ...]] = [QUERY_COLUMNS, "parent_asin", "relevance_score"]
     for batch in read_rows(path, required, "judgments"):
         for row in batch:
             number += 1

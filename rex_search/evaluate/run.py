@@ -126,7 +126,7 @@ def summarise(mode: str, judgments: Sequence[QueryJudgments], reports: list[Rank
     names = [str(m) for m in metrics]
     for report in reports:
         for m in names:
-            values = [v[m] for v in report.per_query.values() if v[m] is not None]
+            values = [x for v in report.per_query.values() if (x := v[m]) is not None]
             report.excluded[m] = len(report.per_query) - len(values)
             report.summary[m] = bootstrap_ci(values, resamples, seed)
     comparisons = []
@@ -135,8 +135,8 @@ def summarise(mode: str, judgments: Sequence[QueryJudgments], reports: list[Rank
             shared = [q for q, values in a.per_query.items()
                       if values[m] is not None and b.per_query.get(q, {}).get(m) is not None]
             comparisons.append((a.name, b.name, m, paired_bootstrap(
-                [a.per_query[q][m] for q in shared], [b.per_query[q][m] for q in shared],
-                resamples, seed)))
+                [float(a.per_query[q][m] or 0.0) for q in shared],
+                [float(b.per_query[q][m] or 0.0) for q in shared], resamples, seed)))
     return EvalReport(mode, names, len(judgments), sum(len(q.docs) for q in judgments),
                       reports, comparisons, resamples, seed)
 

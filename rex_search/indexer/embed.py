@@ -13,6 +13,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -26,6 +27,18 @@ from rex_search.model_files import (
 )
 
 RUNTIMES = ("auto", "onnx", "torch")
+
+
+class Encoder(Protocol):
+    """What embeds text: the bundled `Embedder`, or a cache in front of one."""
+
+    model_id: str
+    dim: int
+
+    def encode(self, texts: Sequence[str],
+               progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Unit-length vectors, one row per text."""
+        ...
 
 
 class _OnnxEncoder:
@@ -66,7 +79,7 @@ class _TorchEncoder:
             raise ModelError(f"embedding model {model!r} runs on PyTorch, which is not "
                              "installed: pip install 'rex-search[train]' (the default "
                              f"{BUNDLED_MINILM} needs no torch)") from exc
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         path = resolve_model(model)
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(path)
@@ -89,7 +102,8 @@ def _pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Mean over real tokens, then unit length."""
     weights = mask[..., None].astype(np.float32)
     pooled = (hidden * weights).sum(1) / np.clip(weights.sum(1), 1e-9, None)
-    return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+    return np.asarray(pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12,
+                                       None))
 
 
 class Embedder:

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from rex_search.backends.base import Backend
 from rex_search.catalog.reader import RejectedRow, read_catalog
@@ -116,7 +117,7 @@ def index_catalog(
     finally:
         if report is not None:
             report.close()
-            if completed:
+            if completed and summary.rejected_report is not None:
                 os.replace(summary.rejected_report + ".tmp", summary.rejected_report)
     summary.seconds = time.perf_counter() - started
     backend.record_catalog({"name": path.name, "sha256": file_sha256(path),
@@ -125,8 +126,8 @@ def index_catalog(
     return summary
 
 
-def _record_rejections(summary: IndexSummary, rejected: list[RejectedRow], report,
-                       max_examples: int) -> None:
+def _record_rejections(summary: IndexSummary, rejected: list[RejectedRow],
+                       report: IO[str] | None, max_examples: int) -> None:
     for row in rejected:
         summary.rejected += 1
         summary.rejected_by_field[row.field] += 1

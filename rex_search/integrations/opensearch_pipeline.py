@@ -72,8 +72,8 @@ def is_private(service_url: str) -> bool:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
     except OSError:  # not resolvable here; the cluster may resolve it: judge by the name
         return host == "localhost" or "." not in host
-    return any(ipaddress.ip_address(a.split("%")[0]).is_private
-               or ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+    ips = [ipaddress.ip_address(str(a).split("%")[0]) for a in addresses]
+    return any(ip.is_private or ip.is_loopback for ip in ips)
 
 
 def names(pipeline: str) -> tuple[str, str]:
@@ -203,7 +203,7 @@ def install(client: Any, service_url: str, pipeline: str = "rex-rerank") -> dict
     cluster.call("create the search pipeline", "PUT", f"/_search/pipeline/{pipeline}",
                  pipeline_body(model))
     return {"connector_id": connector, "model_id": model, "search_pipeline": pipeline,
-            "private_ip_enabled": str(PRIVATE_IP in steps[0].body["persistent"]).lower()}
+            "private_ip_enabled": str(PRIVATE_IP in (steps[0].body or {})["persistent"]).lower()}
 
 
 def uninstall(client: Any, service_url: str, pipeline: str = "rex-rerank") -> dict[str, Any]:

@@ -30,8 +30,8 @@ def fuse(lists: Mapping[str, Sequence[ScoredId]], method: FusionMethod = "rrf", 
             sources.setdefault(hit.parent_asin, {})[source] = SourceHit(rank, hit.score)
     fused: dict[str, float] = {}
     if method == "rrf":
-        for asin, hits in sources.items():
-            fused[asin] = sum(1.0 / (rrf_k + h.rank) for h in hits.values())
+        for asin, found in sources.items():
+            fused[asin] = sum(1.0 / (rrf_k + h.rank) for h in found.values())
     else:
         weights = weights or {}
         for source, hits in lists.items():

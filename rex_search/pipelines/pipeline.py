@@ -69,7 +69,7 @@ class SearchPipeline:
         self.rules = build_rules(self.rules_config)
         # the `dense` signal of [rerank] combine, from the index's stored vectors
         self._cosine = EmbeddingCosineReranker(embedder, backend.vectors)
-        self._cache: LruCache[tuple, _Ranking] = LruCache(cache_size)
+        self._cache: LruCache[tuple[object, ...], _Ranking] = LruCache(cache_size)
         self._lock = threading.Lock()
         self._brands: tuple[str, KnownBrands] | None = None
 

@@ -10,7 +10,7 @@ from rex_search.catalog.schema import Product
 from rex_search.errors import ConfigError
 
 if TYPE_CHECKING:
-    from rex_search.indexer.embed import Embedder
+    from rex_search.indexer.embed import Encoder
     from rex_search.rerank.cosine import StoredVectors
 
 EMBEDDING_COSINE = "embedding-cosine"
@@ -23,15 +23,20 @@ class Reranker(Protocol):
     products (an embedder, stored vectors, a model file) it is given when constructed.
     """
 
-    name: str
-    kind: str  # "cross-encoder", "embedding-cosine", ...: a label reported, never branched on
+    @property
+    def name(self) -> str:
+        """What results report as the reranker (model name or path)."""
+
+    @property
+    def kind(self) -> str:
+        """"cross-encoder", "embedding-cosine", ...: a label reported, never branched on."""
 
     def score(self, query: str, products: Sequence[Product]) -> list[float]:
         """One score in [0, 1] per product, in input order."""
         ...
 
 
-def load_reranker(name: str, embedder: Embedder | None = None, max_tokens: int = 256,
+def load_reranker(name: str, embedder: Encoder | None = None, max_tokens: int = 256,
                   batch_size: int = 32, runtime: str = "auto",
                   stored_vectors: StoredVectors | None = None) -> Reranker:
     """``embedding-cosine`` (needs ``embedder``; reuses ``stored_vectors``, e.g. the index's

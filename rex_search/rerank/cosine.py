@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from rex_search.catalog.schema import Product, embedding_text
-from rex_search.indexer.embed import Embedder
+from rex_search.indexer.embed import Encoder
 from rex_search.lru import LruCache
 
 StoredVectors = Callable[[Sequence[str]], Mapping[str, np.ndarray]]
@@ -22,7 +22,7 @@ StoredVectors = Callable[[Sequence[str]], Mapping[str, np.ndarray]]
 class EmbeddingCosineReranker:
     kind = "embedding-cosine"
 
-    def __init__(self, embedder: Embedder, stored_vectors: StoredVectors | None = None) -> None:
+    def __init__(self, embedder: Encoder, stored_vectors: StoredVectors | None = None) -> None:
         self._embedder = embedder
         self._stored = stored_vectors
         self.name = f"embedding-cosine({embedder.model_id})"

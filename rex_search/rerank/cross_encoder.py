@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,13 +34,13 @@ def expected_relevance(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     probs = np.exp(shifted)
     probs /= probs.sum(axis=-1, keepdims=True)
-    return probs @ BIN_CENTRES
+    return np.asarray(probs @ BIN_CENTRES)
 
 
 def scores_from_logits(logits: np.ndarray) -> np.ndarray:
     """Scores in [0, 1]: sigmoid of a single logit, or expected relevance over 11 bins."""
     if logits.shape[-1] == 1:
-        return 1.0 / (1.0 + np.exp(-logits[:, 0]))
+        return np.asarray(1.0 / (1.0 + np.exp(-logits[:, 0])))
     return expected_relevance(logits)
 
 
@@ -65,7 +66,7 @@ class _PairTokenizer:
                 "attention_mask": [e.attention_mask for e in encoded]}
 
 
-def _load_tokenizer_and_config(path: str) -> tuple[object, object]:
+def _load_tokenizer_and_config(path: str) -> tuple[Any, Any]:
     """A folder with tokenizer.json and config.json is read directly (the bundled reranker,
     `export-onnx` output); anything else (a hub id, slow tokenizers) through transformers."""
     folder = Path(path)
@@ -179,7 +180,7 @@ class CrossEncoderReranker(_PairScorer):
         from transformers import AutoModelForSequenceClassification
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         from rex_search.rerank.pooled import PooledCrossEncoder
 
         try:
@@ -198,7 +199,7 @@ class CrossEncoderReranker(_PairScorer):
         with self._torch.inference_mode():
             tensors = {k: self._torch.from_numpy(v) for k, v in batch.items()}
             output = self._model(**tensors)
-            return getattr(output, "logits", output).float().numpy()
+            return np.asarray(getattr(output, "logits", output).float().numpy())
 
 
 class OnnxCrossEncoder(_PairScorer):
@@ -220,4 +221,4 @@ class OnnxCrossEncoder(_PairScorer):
 
     def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         feed = {k: v for k, v in batch.items() if k in self._inputs}
-        return self._session.run(None, feed)[0]
+        return np.asarray(self._session.run(None, feed)[0])

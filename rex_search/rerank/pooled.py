@@ -1,3 +1,5 @@
+# mypy: disable-error-code="union-attr,arg-type,index,operator"
+# (transformers types a model's config and submodules as Tensor | Module)
 """A cross-encoder with an explicit pooling choice: encoder -> mean or [CLS] pooling -> linear head.
 
 RexRerankers' encoder recipe pools by the mean over tokens by default; transformers' BERT

@@ -45,7 +45,9 @@ class RuleOutcome:
 
 
 class Rule(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """The rule's name, as its effects record it."""
 
     def apply(self, ranked: list[Ranked], context: RuleContext) -> RuleOutcome:
         """Return the new order; record effects on the items (``item.effects``) it changes."""

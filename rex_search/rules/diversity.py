@@ -32,7 +32,9 @@ class Diversity:
 
     def _cap(self, ranked: list[Ranked]) -> list[Ranked]:
         before = {r.parent_asin: i + 1 for i, r in enumerate(ranked)}
-        pool, out, counts = list(ranked), [], {}
+        pool: list[Ranked] = list(ranked)
+        out: list[Ranked] = []
+        counts: dict[str, int] = {}
         while pool and len(out) < self.window:
             best = pool[0]
             choice = best
@@ -64,7 +66,8 @@ class Diversity:
         head = ranked[: self.window * 3]
         vectors = context.vectors([r.parent_asin for r in head])  # type: ignore[misc]
         before = {r.parent_asin: i + 1 for i, r in enumerate(ranked)}
-        pool, out = list(head), []
+        pool: list[Ranked] = list(head)
+        out: list[Ranked] = []
         while pool and len(out) < self.window:
             best = pool[0]
 

@@ -10,7 +10,7 @@ from rex_search.rules.base import Ranked, RuleContext, RuleOutcome, reorder
 
 
 def sizes_in(text: str) -> list[Size]:
-    return [_size(m) for m in _SIZE.finditer(text)]
+    return [size for m in _SIZE.finditer(text) if (size := _size(m)) is not None]
 
 
 def compatible(wanted: Size, offered: Size, tolerance: float = 0.05) -> bool:

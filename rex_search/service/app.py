@@ -51,7 +51,7 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
     from starlette.middleware import Middleware
     from starlette.middleware.base import BaseHTTPMiddleware
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
     limits = limits or Limits()
@@ -185,7 +185,7 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
         return JSONResponse({"status": "ready", "reranker": pipe.reranker.name,
                              "documents": count})
 
-    async def metrics_endpoint(request: Request) -> PlainTextResponse:
+    async def metrics_endpoint(request: Request) -> Response:
         pipe = state["pipeline"]
         cache = getattr(pipe.reranker, "cache", None) if pipe else None
         if cache is not None:
@@ -281,12 +281,15 @@ SECURITY_HEADERS = {
 
 
 def _document(i: int, doc: Any, max_chars: int) -> Product:
+    title: Any
+    body: Any
     if isinstance(doc, str):
         title, body = parse_product_text(doc) or (doc, "")
         doc_id = str(i)
     elif isinstance(doc, dict):
         title = doc.get("title") or doc.get("text")
-        body = doc.get("description") or ("" if doc.get("title") is None else doc.get("text", ""))
+        body = doc.get("description") or ("" if doc.get("title") is None
+                                          else doc.get("text", ""))
         doc_id = str(doc.get("id", i))
         if not isinstance(title, str) or not isinstance(body, str):
             raise ApiError(422, "invalid_request",

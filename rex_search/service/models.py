@@ -8,7 +8,7 @@ context; the document shows the defaults.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -151,7 +151,8 @@ def first_error(exc: ValidationError) -> str:
 
 
 def _schemas() -> tuple[dict[str, Any], dict[str, Any]]:
-    adapters = [("SearchRequest", "validation", TypeAdapter(SearchRequest)),
+    adapters: list[tuple[str, Literal["validation", "serialization"], TypeAdapter[Any]]] = [
+                ("SearchRequest", "validation", TypeAdapter(SearchRequest)),
                 ("SearchResult", "serialization", TypeAdapter(SearchResult)),
                 ("RerankRequest", "validation", TypeAdapter(RerankRequest)),
                 ("RerankResponse", "serialization", TypeAdapter(RerankResponse))]

@@ -84,7 +84,8 @@ class Bm25Store:
         hits = searcher.search(_with_filters(text_query, self._index.schema, filters), limit=k,
                                count=False).hits
         doc_ids = searcher.fast_field_values("doc_id", [address for _, address in hits])
-        return [(int(d), float(score)) for (score, _), d in zip(hits, doc_ids, strict=True)]
+        return [(int(d), float(score)) for (score, _), d in zip(hits, doc_ids, strict=True)
+                if d is not None]
 
     def matching_ids(self, filters: Filters | None = None) -> np.ndarray:
         """Every doc_id the filters allow (all of them without filters)."""

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rex_search.backends.base import IndexedProduct
 from rex_search.catalog.schema import Product, brand_key
@@ -38,8 +39,8 @@ class RecordStore:
     def use_wal(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")  # indexes made before WAL switch now
 
-    def _select(self, sql: str, values: Sequence[object]) -> list[tuple]:
-        out: list[tuple] = []
+    def _select(self, sql: str, values: Sequence[object]) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
         for start in range(0, len(values), _MAX_PARAMS):
             chunk = list(values[start:start + _MAX_PARAMS])
             out += self._db.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()

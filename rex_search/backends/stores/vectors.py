@@ -23,7 +23,7 @@ import shutil
 import threading
 import zipfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import faiss
 import numpy as np
@@ -68,7 +68,8 @@ class VectorStore:
     def reload(self) -> None:
         """Read the committed state, dropping uncommitted changes."""
         with self._lock:
-            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            # Any: faiss's SWIG stubs do not describe the numpy overloads this code uses.
+            self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
             self._upserted: dict[int, np.ndarray] = {}
             self._deleted: set[int] = set()
             segments = self._segments()
@@ -206,7 +207,7 @@ class VectorStore:
             ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
             if n == 0:
                 return ids, np.empty((0, self.dim), dtype=np.float32)
-            flat = faiss.downcast_index(self._index.index)
+            flat: Any = faiss.downcast_index(self._index.index)
             return ids, faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(
                 n, self.dim).copy()
 
@@ -225,6 +226,6 @@ class VectorStore:
             if self.ntotal == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
                 return []
             params = None if allowed is None else \
-                faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+                faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))  # type: ignore[call-arg]
             scores, ids = self._index.search(query, min(k, self.ntotal), params=params)
         return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
