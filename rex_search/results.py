@@ -61,6 +61,36 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class FacetValue:
+    """One value of a facet over the query's candidates: how many have it, whether chosen."""
+
+    value: str
+    count: int
+    selected: bool = False
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """Candidates a filter kept out of the results, and why (``reason`` in plain words)."""
+
+    filter: str  # "exclude_brands", "max_price", "min_price", "in_stock"
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One product of the retrieval order and where it ended (None: a rule removed it)."""
+
+    parent_asin: str
+    title: str
+    brand: str | None
+    retrieval_rank: int
+    final_rank: int | None
+    removed_by: str | None = None
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """One page of results plus what the pipeline did to produce it."""
 
@@ -76,6 +106,12 @@ class SearchResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     removed: tuple[tuple[str, RuleEffect], ...] = ()
     constraints: dict[str, object] = field(default_factory=dict)
+    # The page's views (empty unless asked for): facet counts over every candidate, how many
+    # candidates the facet selection leaves, what the query's filters hid, retrieval vs final.
+    facets: dict[str, tuple[FacetValue, ...]] = field(default_factory=dict)
+    matching: int | None = None
+    hidden: tuple[Hidden, ...] = ()
+    before: tuple[Movement, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

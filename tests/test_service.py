@@ -44,6 +44,14 @@ def test_search_returns_explained_results(url):
     for hit in data["hits"]:
         assert hit["image"].startswith("https://")
         assert hit["category"] and (hit["rating"] is None or 0 <= hit["rating"] <= 5)
+    # The page's views, and a facet selection narrowing the hits.
+    page = httpx.post(f"{url}/search", json={"query": "running shoes no nike under $80",
+                                             "views": True, "facets": {"price": ["under $25"]}})
+    data = page.json()
+    assert {v["value"] for v in data["facets"]["price"] if v["selected"]} == {"under $25"}
+    assert all(h["price"] < 25 for h in data["hits"]) and data["matching"] >= len(data["hits"])
+    assert {h["reason"] for h in data["hidden"]} >= {"have no price", "are Nike"}
+    assert data["before"][0]["retrieval_rank"] == 1
     retrieval = httpx.post(f"{url}/search", json={"query": "running shoes", "rerank": False})
     assert retrieval.json()["reranker"] == "none (retrieval order)"
     assert retrieval.json()["reranked"] == 0
@@ -137,6 +145,11 @@ def test_an_api_key_guards_every_post_but_not_health(pipeline):
     ("/search", {"query": "shoes", "filters": {"min_price": 50, "max_price": 10}}, 422,
      "min_price (50.0) is above max_price (10.0)"),
     ("/search", {"query": "shoes", "budget_ms": -1}, 422, "budget_ms: Input should be greater"),
+    ("/search", {"query": "shoes", "facets": {"brand": "adidas"}}, 422,
+     "facets.brand: Input should be a valid list"),
+    ("/search", {"query": "shoes", "facets": {"colour": ["red"]}}, 422,
+     "facets.colour: Extra inputs are not permitted"),
+    ("/search", {"query": "shoes", "views": "yes"}, 422, "views: Input should be a valid boolean"),
     ("/rerank", {"query": "q", "documents": []}, 422, "documents: must be a non-empty list"),
     ("/rerank", {"query": "q", "documents": ["d"] * 1001}, 422, "at most 1000 documents"),
     ("/rerank", {"query": "q", "documents": [7]}, 422, "documents[0] must be a string"),

@@ -20,8 +20,10 @@ from rex_search.config import Config, RerankConfig, RetrievalConfig, RulesConfig
 from rex_search.errors import QueryError
 from rex_search.indexer.embed import Embedder
 from rex_search.lru import LruCache
+from rex_search.pipelines.facets import FacetSelection, count_facets, select
 from rex_search.pipelines.rank import rank_candidates
 from rex_search.pipelines.retrieve import retrieve
+from rex_search.pipelines.views import hidden_by_filters, movements
 from rex_search.query import (
     GENERIC_BRANDS,
     KnownBrands,
@@ -31,7 +33,15 @@ from rex_search.query import (
 )
 from rex_search.rerank.base import Reranker, load_reranker
 from rex_search.rerank.cosine import EmbeddingCosineReranker
-from rex_search.results import Candidate, Explanation, Hit, RuleEffect, SearchResult, SourceHit
+from rex_search.results import (
+    Candidate,
+    Explanation,
+    Hidden,
+    Hit,
+    RuleEffect,
+    SearchResult,
+    SourceHit,
+)
 from rex_search.rules.base import Ranked, RuleContext
 from rex_search.rules.build import build_rules
 
@@ -46,6 +56,7 @@ class _Ranking:
     reranked: int
     timings_ms: dict[str, float]
     degraded_reason: str | None = None
+    hidden: tuple[Hidden, ...] = ()
 
 
 class SearchPipeline:
@@ -101,7 +112,9 @@ class SearchPipeline:
 
     def search(self, query: str, filters: Filters | None = None, page: int = 1,
                size: int = 10, budget_ms: float | None = None,
-               rerank: bool = True, started: float | None = None) -> SearchResult:
+               rerank: bool = True, started: float | None = None,
+               facets: FacetSelection | None = None, interpret: bool = True,
+               views: bool = False) -> SearchResult:
         """Return page ``page`` (1-based) of ``size`` hits for ``query``.
 
         ``budget_ms`` bounds the whole request: the reranker scores candidates best-first (by
@@ -112,22 +125,29 @@ class SearchPipeline:
         raising. ``rerank=False`` gives the retrieval-only order (for comparison).
         ``started`` (a ``time.perf_counter()`` value) is when the request arrived, if earlier
         than this call: the budget and ``timings_ms["total"]`` count from then.
+
+        The search page's options: ``facets`` narrows the hits to the chosen facet values
+        (``matching`` says how many candidates remain); ``interpret=False`` searches the text
+        literally (no excluded brands, prices or sizes taken from it); ``views=True`` adds the
+        facet counts, what the query's filters hid (one more retrieval) and the retrieval
+        order beside the final one.
         """
         check_query(query)
         if page < 1 or size < 1:
             raise QueryError(f"page and size must be >= 1, got page={page}, size={size}")
         started = time.perf_counter() if started is None else started
         key = (" ".join(query.split()).lower(), filters, self.reranker.name if rerank else None,
-               budget_ms, self.backend.generation())
+               budget_ms, self.backend.generation(), interpret, views)
         ranking = self._cache.get(key)
         cached = ranking is not None
         if ranking is None:
             deadline = started + budget_ms / 1000 if budget_ms is not None else None
-            ranking = self._rank(query, filters, deadline, rerank)
+            ranking = self._rank(query, filters, deadline, rerank, interpret, views)
             self._cache.put(key, ranking)
+        selection = facets or FacetSelection()
+        shown = select(ranking.ranked, selection)
         first = (page - 1) * size
-        hits = tuple(_hit(first + i + 1, r)
-                     for i, r in enumerate(ranking.ranked[first:first + size]))
+        hits = tuple(_hit(first + i + 1, r) for i, r in enumerate(shown[first:first + size]))
         timings = {"cached": 1.0} if cached else dict(ranking.timings_ms)
         timings["total"] = _ms(started)
         return SearchResult(
@@ -138,14 +158,19 @@ class SearchPipeline:
             degraded_reason=ranking.degraded_reason,
             removed=tuple((r.parent_asin, effect) for r, effect in ranking.removed),
             constraints=ranking.parsed.constraints(),
+            facets=count_facets(ranking.ranked, selection) if views else {},
+            matching=len(shown), hidden=ranking.hidden,
+            before=movements(ranking.ranked, ranking.removed, max(20, page * size))
+            if views else (),
         )
 
     def _rank(self, query: str, filters: Filters | None, deadline: float | None = None,
-              rerank: bool = True) -> _Ranking:
+              rerank: bool = True, interpret: bool = True, views: bool = False) -> _Ranking:
         timings: dict[str, float] = {}
         step = time.perf_counter()
         explicit = self.rules_config.explicit_brands
-        parsed = parse_query(query, self.known_brands(), detect_brands=explicit != "off")
+        parsed = parse_query(query, self.known_brands(), detect_brands=explicit != "off") \
+            if interpret else ParsedQuery(raw=query, text=" ".join(query.split()))
         pushed = self._pushdown(filters or Filters(), parsed)
         timings["understand"] = _ms(step)
         step = time.perf_counter()
@@ -169,8 +194,16 @@ class SearchPipeline:
             parsed.text, ranked, self.reranker if rerank else None, self.rerank_config,
             self.rules, context, dense=self._dense(parsed.text), deadline=deadline)
         timings.update(outcome.timings_ms)
+        hidden: tuple[Hidden, ...] = ()
+        if views:
+            step = time.perf_counter()
+            shown = {r.parent_asin for r in ranked}
+            hidden = hidden_by_filters(self.backend, parsed.text, vector, self.retrieval,
+                                       filters or Filters(), pushed, shown,
+                                       parsed.exclude_brands)
+            timings["hidden"] = _ms(step)
         return _Ranking(parsed, outcome.ranked, outcome.removed, outcome.reranked, timings,
-                        outcome.degraded_reason)
+                        outcome.degraded_reason, hidden)
 
     def rerank(self, query: str, candidates: Sequence[str | Product],
                size: int | None = None, apply_rules: bool = True) -> SearchResult:

@@ -137,9 +137,11 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
         rerank = body.rerank
         pipe = ready()
         deadline = arrived + budget / 1000 if budget is not None else None
+        facets = body.facets.to_selection() if body.facets is not None else None
         result = await run_model(pipe.search, query, filters=filters, page=page, size=size,
                                  budget_ms=budget, rerank=rerank, started=arrived,
-                                 deadline=deadline)
+                                 deadline=deadline, facets=facets, interpret=body.interpret,
+                                 views=body.views)
         for stage, ms in result.timings_ms.items():
             if stage != "cached":
                 metrics.observe("rex_stage_seconds", ms / 1000, stage=stage)

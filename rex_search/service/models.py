@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from rex_search.backends.base import Filters
+from rex_search.pipelines.facets import FacetSelection
 from rex_search.query import check_query
 from rex_search.results import SearchResult
 from rex_search.service.limits import Limits
@@ -74,6 +75,22 @@ class FilterFields(BaseModel):
         return Filters(**self.model_dump())
 
 
+class FacetFields(BaseModel):
+    """Facet values to narrow the hits to (values of one facet are alternatives)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    brand: list[StrictStr] = Field(default_factory=list, max_length=100)
+    category: list[StrictStr] = Field(default_factory=list, max_length=100)
+    price: list[StrictStr] = Field(default_factory=list, max_length=100,
+                                   description="price bands, e.g. 'under $25', 'no price'")
+    stock: list[StrictStr] = Field(default_factory=list, max_length=3,
+                                   description="'in stock', 'out of stock', 'stock unknown'")
+
+    def to_selection(self) -> FacetSelection:
+        return FacetSelection(**{k: tuple(v) for k, v in self.model_dump().items()})
+
+
 class SearchRequest(BaseModel):
     """POST /search."""
 
@@ -83,6 +100,11 @@ class SearchRequest(BaseModel):
     budget_ms: Number | None = Field(None, gt=0, description="latency budget, queueing included")
     filters: FilterFields | None = None
     rerank: StrictBool = Field(True, description="false: retrieval order, for comparison")
+    facets: FacetFields | None = None
+    interpret: StrictBool = Field(True, description="false: search the text literally (no "
+                                  "brands, prices or sizes understood from it)")
+    views: StrictBool = Field(False, description="add facet counts, what the query's filters "
+                              "hid, and the retrieval order beside the final one")
 
     @field_validator("size")
     @classmethod
