@@ -188,7 +188,7 @@ def test_invalid_json_and_health_metrics_openapi(url):
     assert set(schemas["RerankRequest"]["properties"]) == set(RerankRequest.model_fields)
     assert {"hits", "degraded", "timings_ms"} <= set(schemas["SearchResult"]["properties"])
     assert {"image", "rating", "category"} <= set(schemas["Hit"]["properties"])
-    assert "<form id=\"search\">" in httpx.get(url + "/").text
+    assert "<form id=\"search\" role=\"search\">" in httpx.get(url + "/").text
 
 
 def test_not_ready_until_loaded():
