@@ -23,6 +23,7 @@ from rex_search.lru import LruCache
 from rex_search.pipelines.facets import FacetSelection, count_facets, select
 from rex_search.pipelines.rank import rank_candidates
 from rex_search.pipelines.retrieve import retrieve
+from rex_search.pipelines.timing import elapsed_ms
 from rex_search.pipelines.views import hidden_by_filters, movements
 from rex_search.query import (
     GENERIC_BRANDS,
@@ -149,7 +150,7 @@ class SearchPipeline:
         first = (page - 1) * size
         hits = tuple(_hit(first + i + 1, r) for i, r in enumerate(shown[first:first + size]))
         timings = {"cached": 1.0} if cached else dict(ranking.timings_ms)
-        timings["total"] = _ms(started)
+        timings["total"] = elapsed_ms(started)
         return SearchResult(
             query=query, hits=hits, page=page, size=size, total_candidates=len(ranking.ranked),
             reranker=self.reranker.name if rerank else "none (retrieval order)",
@@ -172,10 +173,10 @@ class SearchPipeline:
         parsed = parse_query(query, self.known_brands(), detect_brands=explicit != "off") \
             if interpret else ParsedQuery(raw=query, text=" ".join(query.split()))
         pushed = self._pushdown(filters or Filters(), parsed)
-        timings["understand"] = _ms(step)
+        timings["understand"] = elapsed_ms(step)
         step = time.perf_counter()
         vector = self.embedder.encode([parsed.text])[0]
-        timings["embed_query"] = _ms(step)
+        timings["embed_query"] = elapsed_ms(step)
         extra = None
         if parsed.non_branded:
             generic = tuple(k for k in self.known_brands().display if k in GENERIC_BRANDS)
@@ -187,7 +188,7 @@ class SearchPipeline:
         stored = self.backend.get([c.parent_asin for c in found.candidates])
         ranked = [Ranked(c, stored[c.parent_asin], c.fused_score)
                   for c in found.candidates if c.parent_asin in stored]
-        timings["fetch"] = _ms(step)
+        timings["fetch"] = elapsed_ms(step)
         context = RuleContext(query=query, parsed=parsed, vectors=self.backend.vectors,
                               fetch=self.backend.get)
         outcome = rank_candidates(
@@ -201,7 +202,7 @@ class SearchPipeline:
             hidden = hidden_by_filters(self.backend, parsed.text, vector, self.retrieval,
                                        filters or Filters(), pushed, shown,
                                        parsed.exclude_brands)
-            timings["hidden"] = _ms(step)
+            timings["hidden"] = elapsed_ms(step)
         return _Ranking(parsed, outcome.ranked, outcome.removed, outcome.reranked, timings,
                         outcome.degraded_reason, hidden)
 
@@ -241,7 +242,7 @@ class SearchPipeline:
                                   self.rules if apply_rules else [], context,
                                   dense=self._dense(parsed.text))
         kept = outcome.ranked[:size] if size is not None else outcome.ranked
-        timings = {**outcome.timings_ms, "total": _ms(started)}
+        timings = {**outcome.timings_ms, "total": elapsed_ms(started)}
         return SearchResult(
             query=query, hits=tuple(_hit(i + 1, r) for i, r in enumerate(kept)), page=1,
             size=len(kept), total_candidates=len(ranked), reranker=self.reranker.name,
@@ -292,10 +293,6 @@ def _hit(rank: int, r: Ranked) -> Hit:
             contributions=dict(r.contributions),
         ),
     )
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
 
 
 __all__: Sequence[str] = ("SearchPipeline",)

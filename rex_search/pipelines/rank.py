@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rex_search.config import RerankConfig
+from rex_search.pipelines.timing import elapsed_ms
 from rex_search.rerank.base import Reranker
 from rex_search.rerank.combine import combine, is_rerank_only
 from rex_search.rerank.deadline import score_within_budget
@@ -39,18 +40,15 @@ def rank_candidates(model_query: str, ranked: list[Ranked], reranker: Reranker |
     started = time.perf_counter()
     if reranker is not None:
         reranked, reason = _rerank(model_query, ranked, reranker, config, dense, deadline)
-    outcome = RankOutcome(ranked, [], reranked, reason, {"rerank": _ms(started)})
+    outcome = RankOutcome(ranked, [], reranked, reason, {"rerank": elapsed_ms(started)})
     started = time.perf_counter()
     for rule in rules:
         result = rule.apply(outcome.ranked, context)
         outcome.ranked = result.kept
         outcome.removed.extend(result.removed)
-    outcome.timings_ms["rules"] = _ms(started)
+    outcome.timings_ms["rules"] = elapsed_ms(started)
     return outcome
 
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
 
 
 def _rerank(query: str, ranked: list[Ranked], reranker: Reranker, config: RerankConfig,

@@ -10,6 +10,7 @@ import numpy as np
 from rex_search.backends.base import Backend, Filters
 from rex_search.config import RetrievalConfig
 from rex_search.pipelines.fusion import fuse
+from rex_search.pipelines.timing import elapsed_ms
 from rex_search.results import Candidate
 
 
@@ -31,22 +32,19 @@ def retrieve(backend: Backend, query: str, query_vector: np.ndarray, config: Ret
     timings: dict[str, float] = {}
     started = time.perf_counter()
     bm25 = backend.bm25(query, config.bm25_k, filters)
-    timings["bm25"] = _ms(started)
+    timings["bm25"] = elapsed_ms(started)
     started = time.perf_counter()
     dense = backend.knn(query_vector, config.dense_k, filters)
-    timings["dense"] = _ms(started)
+    timings["dense"] = elapsed_ms(started)
     lists = {"bm25": bm25, "dense": dense}
     started = time.perf_counter()
     for name, restricted in (extra or {}).items():
         lists[f"bm25:{name}"] = backend.bm25(query, config.bm25_k // 4, restricted)
         lists[f"dense:{name}"] = backend.knn(query_vector, config.dense_k // 4, restricted)
     if extra:
-        timings["extra_sources"] = _ms(started)
+        timings["extra_sources"] = elapsed_ms(started)
     started = time.perf_counter()
     candidates = fuse(lists, config.fusion, config.rrf_k, config.weights)
-    timings["fuse"] = _ms(started)
+    timings["fuse"] = elapsed_ms(started)
     return Retrieved(candidates, timings)
 
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
