@@ -86,7 +86,7 @@ def bench_sample(workdir: Path, previous: str | None = None) -> None:
     variants.append(("default", RerankConfig().model, RerankConfig().combine))
     timings: dict[str, dict[str, list[float]]] = {}
     for label, name, weights in variants:
-        reranker = load_reranker(name, embedder)
+        reranker = load_reranker(name, embedder, stored_vectors=backend.vectors)
         if hasattr(reranker, "cache"):
             reranker.cache = None  # repetitions must score again, not hit the score cache
         pipeline = SearchPipeline(backend, embedder, reranker, cache_size=0,

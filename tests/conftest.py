@@ -27,6 +27,14 @@ DEV_JUDGMENTS = REPO / "data" / "esci-sample" / "dev" / "eress.parquet"
 SMALL_PATTERN = r"(?i)shoe|lace|laptop|bag|charger|nike|usb"
 
 
+def cosine_reranker(backend, embedder: Embedder):
+    """The embedding-cosine scorer over ``backend``'s stored vectors (as `from_config` builds
+    it): without them it would embed every candidate again."""
+    from rex_search.rerank.base import load_reranker
+
+    return load_reranker("embedding-cosine", embedder, stored_vectors=backend.vectors)
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     return Embedder()

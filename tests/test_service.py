@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.rerank.base import load_reranker
 from rex_search.service import Limits, create_app
+from tests.conftest import cosine_reranker
 from tests.service_server import running
 
 
@@ -21,7 +21,7 @@ def pipeline(small_index_dir, embedder):
     from rex_search.backends.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend(small_index_dir)
-    yield SearchPipeline(backend, embedder, load_reranker("embedding-cosine", embedder))
+    yield SearchPipeline(backend, embedder, cosine_reranker(backend, embedder))
     backend.close()
 
 

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.rerank.base import load_reranker
 from rex_search.service import create_app
+from tests.conftest import cosine_reranker
 from tests.service_server import running
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -34,7 +34,7 @@ def site(small_index_dir, embedder) -> Iterator[tuple[str, object]]:
     from rex_search.backends.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend(small_index_dir)
-    reranker = load_reranker("embedding-cosine", embedder, stored_vectors=backend.vectors)
+    reranker = cosine_reranker(backend, embedder)
     pipeline = SearchPipeline(backend, embedder, reranker)
     with running(create_app(pipeline)) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)

@@ -11,8 +11,8 @@ from schemathesis import GenerationMode
 
 from rex_search.backends.embedded import EmbeddedBackend
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.rerank.base import load_reranker
 from rex_search.service import OPENAPI, create_app
+from tests.conftest import cosine_reranker
 from tests.service_server import running
 
 # Positive cases for every operation; negative ones where there is input to break.
@@ -24,7 +24,7 @@ CASES = [(method, path, mode) for path, methods in OPENAPI["paths"].items()
 @pytest.fixture(scope="module")
 def base(small_index_dir, embedder):
     backend = EmbeddedBackend(small_index_dir)
-    pipeline = SearchPipeline(backend, embedder, load_reranker("embedding-cosine", embedder))
+    pipeline = SearchPipeline(backend, embedder, cosine_reranker(backend, embedder))
     with running(create_app(pipeline)) as url:
         yield url
     backend.close()

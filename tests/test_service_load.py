@@ -7,8 +7,8 @@ import pytest
 
 from benchmarks.bench_service import load, summarise
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.rerank.base import load_reranker
 from rex_search.service import Limits, create_app
+from tests.conftest import cosine_reranker
 from tests.service_server import running
 
 pytestmark = pytest.mark.slow
@@ -16,7 +16,7 @@ QUERIES = ["running shoes", "laptop bag", "usb c charger", "phone case", "shoe l
 
 
 def test_load_sustainable_then_overloaded(small_index, embedder):
-    pipeline = SearchPipeline(small_index, embedder, load_reranker("embedding-cosine", embedder))
+    pipeline = SearchPipeline(small_index, embedder, cosine_reranker(small_index, embedder))
     with running(create_app(pipeline, Limits(workers=2, queue=2))) as url:
         calm = summarise(load(url, 2, 3.0, QUERIES))
         storm = summarise(load(url, 24, 3.0, QUERIES))

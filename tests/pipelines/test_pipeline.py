@@ -7,14 +7,14 @@ import pytest
 from rex_search.backends.base import Filters
 from rex_search.config import RerankConfig
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.rerank.base import load_reranker
+from tests.conftest import cosine_reranker
 
 SHOE_LACE = "B08P6VWLBQ"
 
 
 @pytest.fixture
 def pipeline(small_index, embedder) -> SearchPipeline:
-    return SearchPipeline(small_index, embedder, load_reranker("embedding-cosine", embedder))
+    return SearchPipeline(small_index, embedder, cosine_reranker(small_index, embedder))
 
 
 def test_running_shoes_top5_are_running_shoes(pipeline: SearchPipeline):
@@ -40,7 +40,7 @@ def test_hits_carry_their_whole_story(pipeline: SearchPipeline):
 
 
 def test_candidates_outside_the_window_keep_fused_order(small_index, embedder):
-    pipeline = SearchPipeline(small_index, embedder, load_reranker("embedding-cosine", embedder),
+    pipeline = SearchPipeline(small_index, embedder, cosine_reranker(small_index, embedder),
                               rerank=RerankConfig(window=5))
     result = pipeline.search("laptop bag", size=10)
     assert result.reranked == 5

@@ -13,11 +13,11 @@ from rex_search.backends.embedded import EmbeddedBackend
 from rex_search.catalog.schema import brand_key
 from rex_search.config import RulesConfig
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.rerank.base import load_reranker
+from tests.conftest import cosine_reranker
 
 
 def make(backend, embedder, **rules) -> SearchPipeline:
-    return SearchPipeline(backend, embedder, load_reranker("embedding-cosine", embedder),
+    return SearchPipeline(backend, embedder, cosine_reranker(backend, embedder),
                           rules=RulesConfig(**rules))
 
 

@@ -10,12 +10,12 @@ import pytest
 from rex_search.backends.base import Filters
 from rex_search.pipelines.facets import FacetSelection, price_band
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.rerank.base import load_reranker
+from tests.conftest import cosine_reranker
 
 
 @pytest.fixture
 def pipeline(small_index, embedder) -> SearchPipeline:
-    reranker = load_reranker("embedding-cosine", embedder, stored_vectors=small_index.vectors)
+    reranker = cosine_reranker(small_index, embedder)
     return SearchPipeline(small_index, embedder, reranker)
 
 

@@ -13,6 +13,7 @@ from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.rerank.base import load_reranker
 from rex_search.rerank.cross_encoder import CrossEncoderReranker, OnnxCrossEncoder
 from rex_search.rerank.export import check_agreement, export_onnx, spearman
+from tests.conftest import cosine_reranker
 from tests.rerank.test_rerankers import make_model
 
 QUERY = "running shoes"
@@ -87,7 +88,7 @@ class SlowReranker:
 
 
 def test_deadline_reranks_best_first_and_keeps_fused_order_below(small_index, embedder):
-    reranker = SlowReranker(load_reranker("embedding-cosine", embedder))
+    reranker = SlowReranker(cosine_reranker(small_index, embedder))
     pipeline = SearchPipeline(small_index, embedder, reranker,
                               rerank=RerankConfig(window=100, deadline_batch=8))
     started = time.perf_counter()  # retrieval alone, so a busy machine cannot eat the budget
