@@ -1,7 +1,7 @@
 """Bulk writes to a search cluster, shaped like opensearch-py's ``helpers.streaming_bulk``:
 bounded chunks; items rejected with 429/502/503/504, and chunks hit by a connection error, are
 resent (only those) with capped exponential backoff; everything else that fails is reported per
-item. ``raise_on_error`` turns the report into one :class:`BulkError` listing the failed items.
+item; a caller for whom any failure is an error raises one :class:`BulkError` listing them.
 """
 
 from __future__ import annotations
@@ -34,16 +34,13 @@ def streaming_bulk(send: Callable[[list[dict[str, Any]]], dict[str, Any]],
                    operations: Sequence[Operation], chunk_size: int = 500,
                    max_retries: int = 5, backoff: float = 0.5, max_backoff: float = 30.0,
                    connection_errors: tuple[type[BaseException], ...] = (ConnectionError,),
-                   sleep: Callable[[float], None] = time.sleep,
-                   raise_on_error: bool = False) -> list[Failure]:
+                   sleep: Callable[[float], None] = time.sleep) -> list[Failure]:
     """Send ``operations`` through ``send`` (one ``_bulk`` request body -> its response);
     returns the (id, reason) of items that failed after the retries."""
     failures: list[Failure] = []
     for chunk in _chunks(operations, chunk_size):
         failures += _send_with_retries(send, chunk, max_retries, backoff, max_backoff,
                                        connection_errors, sleep)
-    if failures and raise_on_error:
-        raise BulkError(failures)
     return failures
 
 

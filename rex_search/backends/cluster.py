@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rex_search.backends.base import Filters, IndexedProduct, ScoredId
-from rex_search.backends.bulk import Failure, Operation, streaming_bulk
+from rex_search.backends.bulk import BulkError, Failure, Operation, streaming_bulk
 from rex_search.backends.cluster_bodies import bm25_body, filter_clauses, source_of, text_mappings
 from rex_search.backends.connection import ClusterTarget, redact
 from rex_search.backends.embedded import SCHEMA_VERSION, doc_id_of
@@ -265,10 +265,17 @@ class ClusterBackend:
 
     def delete(self, ids: Sequence[str]) -> int:
         existing = self.get(list(ids))
-        self.bulk([({"delete": {"_index": self.write_index, "_id": i}}, None) for i in existing])
+        operations: list[Operation] = [
+            ({"delete": {"_index": self.write_index, "_id": i}}, None) for i in existing]
+        # A 404 means already gone, as asked; anything else leaves the product there.
+        failures = [f for f in self.bulk(operations) if not f[1].startswith("404")]
+        failed = {asin for asin, _ in failures}
         if self.local is not None:
-            self.local.remove(np.array([doc_id_of(i) for i in existing], dtype=np.int64))
+            self.local.remove(np.array([doc_id_of(i) for i in existing if i not in failed],
+                                       dtype=np.int64))
         self.commit()
+        if failures:  # the others are deleted; these are still there
+            raise BulkError(failures)
         return len(existing)
 
     def update_inventory(self, records: Sequence[StockRecord]) -> list[str]:
@@ -286,8 +293,8 @@ class ClusterBackend:
         self.commit()
         unknown = [asin for asin, reason in failures if reason.startswith("404")]
         others = [f for f in failures if not f[1].startswith("404")]
-        if others:
-            raise BackendError(f"{len(others)} inventory update(s) failed, e.g. {others[0]}")
+        if others:  # the others are updated
+            raise BulkError(others)
         return unknown
 
     # -- reads ----------------------------------------------------------------------------

@@ -11,30 +11,22 @@ from pathlib import Path
 from typing import Any
 
 from rex_search.catalog.fields import BadField, boolean, integer, price, required_text
-from rex_search.catalog.rows import INVALID, RejectedRow, read_rows
+from rex_search.catalog.rows import RejectedRow, parse_rows, read_rows
 from rex_search.catalog.schema import StockRecord
 
 
 def read_inventory(path: str | Path) -> tuple[list[StockRecord], list[RejectedRow]]:
     """All valid stock records and the rejected rows (row number, id, field, reason)."""
-    records, rejected = [], []
-    number = 0
-    for batch in read_rows(path, ("parent_asin",), "inventory"):
-        for row in batch:
-            number += 1
-            try:
-                records.append(parse_stock(row))
-            except BadField as bad:
-                asin = row.get("parent_asin")
-                asin = asin.strip() if isinstance(asin, str) and asin.strip() else None
-                rejected.append(RejectedRow(number, asin, bad.field, bad.reason))
+    records: list[StockRecord] = []
+    rejected: list[RejectedRow] = []
+    for parsed, bad in parse_rows(read_rows(path, ("parent_asin",), "inventory"), parse_stock):
+        records += parsed
+        rejected += bad
     return records, rejected
 
 
 def parse_stock(row: dict[str, Any]) -> StockRecord:
     """One feed row; ``in_stock`` may be left out when a quantity says it."""
-    if INVALID in row:
-        raise BadField("record", row[INVALID])
     asin = required_text(row, "parent_asin")
     quantity = integer(row, "quantity", 0)
     in_stock = boolean(row, "in_stock")

@@ -24,7 +24,7 @@ from rex_search.catalog.fields import (
     required_text,
     text_list,
 )
-from rex_search.catalog.rows import INVALID, RejectedRow, read_rows
+from rex_search.catalog.rows import INVALID, RejectedRow, parse_rows, read_rows
 from rex_search.catalog.schema import REQUIRED_COLUMNS, Product
 
 __all__ = ["CatalogBatch", "RejectedRow", "parse_row", "read_catalog"]
@@ -43,18 +43,7 @@ def read_catalog(path: str | Path, batch_size: int = 1024) -> Iterator[CatalogBa
         CatalogError: the file is missing, of an unknown format, or lacks a required column.
     """
     rows = read_rows(path, REQUIRED_COLUMNS, "catalog", batch_size)
-    row_number = 0
-    for chunk in rows:
-        products: list[Product] = []
-        rejected: list[RejectedRow] = []
-        for raw in chunk:
-            row_number += 1
-            try:
-                products.append(parse_row(raw))
-            except BadField as bad:
-                asin = raw.get("parent_asin")
-                asin = asin.strip() if isinstance(asin, str) and asin.strip() else None
-                rejected.append(RejectedRow(row_number, asin, bad.field, bad.reason))
+    for products, rejected in parse_rows(rows, parse_row):
         yield CatalogBatch(products, rejected)
 
 

@@ -10,15 +10,16 @@ lacks a required column, is a `CatalogError`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from rex_search.catalog.fields import BadField
 from rex_search.errors import CatalogError
 
 FORMATS = {
@@ -26,6 +27,7 @@ FORMATS = {
 }
 INVALID = "__invalid__"
 Required = Sequence[str | tuple[str, ...]]  # a tuple: any one of these columns
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,28 @@ def read_rows(path: str | Path, required: Required = (), what: str = "input",
         )
     reader = {"parquet": _parquet_rows, "csv": _csv_rows, "jsonl": _jsonl_rows}[fmt]
     return reader(path, list(required), batch_size)
+
+
+def parse_rows(batches: Iterable[list[dict[str, Any]]], parse: Callable[[dict[str, Any]], T]
+               ) -> Iterator[tuple[list[T], list[RejectedRow]]]:
+    """Each batch parsed row by row into (parsed, rejected); rows are numbered from 1 across
+    the file, and a row that ``parse`` refuses with `BadField` (or that could not be read)
+    becomes a `RejectedRow` naming its number, id and field."""
+    number = 0
+    for batch in batches:
+        parsed: list[T] = []
+        rejected: list[RejectedRow] = []
+        for row in batch:
+            number += 1
+            try:
+                if INVALID in row:
+                    raise BadField("record", row[INVALID])
+                parsed.append(parse(row))
+            except BadField as bad:
+                asin = row.get("parent_asin")
+                asin = asin.strip() if isinstance(asin, str) and asin.strip() else None
+                rejected.append(RejectedRow(number, asin, bad.field, bad.reason))
+        yield parsed, rejected
 
 
 def _check_columns(path: Path, required: Required, columns: list[str]) -> None:

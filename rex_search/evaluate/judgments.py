@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rex_search.catalog.fields import BadField, number, required_number, required_text
-from rex_search.catalog.rows import INVALID, read_rows
+from rex_search.catalog.rows import parse_rows, read_rows
 from rex_search.catalog.schema import Product
 from rex_search.errors import CatalogError
 
@@ -43,17 +43,10 @@ def read_judgments(path: str | Path) -> list[QueryJudgments]:
     path = Path(path)
     groups: dict[str, tuple[str, list[JudgedDoc]]] = {}
     errors: list[str] = []
-    number = 0
     required: list[str | tuple[str, ...]] = [QUERY_COLUMNS, "parent_asin", "relevance_score"]
-    for batch in read_rows(path, required, "judgments"):
-        for row in batch:
-            number += 1
-            try:
-                query, doc = _parse(row)
-            except BadField as bad:
-                errors.append(f"row {number}: {bad}")
-                continue
-            key = str(row.get("query_id") or query)
+    for parsed, rejected in parse_rows(read_rows(path, required, "judgments"), _parse):
+        errors += [f"row {r.row}: {r.field}: {r.reason}" for r in rejected]
+        for key, query, doc in parsed:
             groups.setdefault(key, (query, []))[1].append(doc)
     if errors:
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
@@ -64,9 +57,8 @@ def read_judgments(path: str | Path) -> list[QueryJudgments]:
     return [QueryJudgments(key, query, tuple(docs)) for key, (query, docs) in groups.items()]
 
 
-def _parse(row: dict[str, Any]) -> tuple[str, JudgedDoc]:
-    if INVALID in row:
-        raise BadField("record", row[INVALID])
+def _parse(row: dict[str, Any]) -> tuple[str, str, JudgedDoc]:
+    """(group key: query id or text, query, judged doc) of one row."""
     query_col = next((c for c in QUERY_COLUMNS if c in row), QUERY_COLUMNS[0])
     query = required_text(row, query_col)
     asin = required_text(row, "parent_asin")
@@ -76,7 +68,8 @@ def _parse(row: dict[str, Any]) -> tuple[str, JudgedDoc]:
     description = row.get("description") or ""
     if isinstance(description, list):
         description = "\n".join(str(d) for d in description)
-    return query, JudgedDoc(asin, str(title), str(description), relevance, variance)
+    doc = JudgedDoc(asin, str(title), str(description), relevance, variance)
+    return str(row.get("query_id") or query), query, doc
 
 
 def _variance(row: dict[str, Any]) -> float | None:

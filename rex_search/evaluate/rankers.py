@@ -54,8 +54,9 @@ class CachedEmbedder:
         self._cache: LruCache[str, np.ndarray] = LruCache(max_entries)
 
     def encode(self, texts: Sequence[str], progress=None) -> np.ndarray:
-        found = {t: v for t in dict.fromkeys(texts) if (v := self._cache.get(t)) is not None}
-        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        unique = list(dict.fromkeys(texts))
+        found = {t: v for t in unique if (v := self._cache.get(t)) is not None}
+        missing = [t for t in unique if t not in found]
         if missing:
             for text, vector in zip(missing, self._embedder.encode(missing), strict=True):
                 self._cache.put(text, vector)

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from rex_search.backends.base import Backend, Filters, IndexedProduct
 from rex_search.catalog.schema import Product
 from rex_search.config import Config, RerankConfig, RetrievalConfig, RulesConfig
@@ -49,15 +51,18 @@ from rex_search.rules.build import build_rules
 logger = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _Ranking:
     parsed: ParsedQuery
     ranked: list[Ranked]
     removed: list[tuple[Ranked, RuleEffect]]
     reranked: int
     timings_ms: dict[str, float]
-    degraded_reason: str | None = None
-    hidden: tuple[Hidden, ...] = ()
+    degraded_reason: str | None
+    vector: np.ndarray  # the query's, and the filters as given and as pushed down: what
+    filters: Filters  # the page's "hidden" view needs to retrieve again without the added ones
+    pushed: Filters
+    hidden: tuple[Hidden, ...] | None = None  # computed on the first request for the views
 
 
 class SearchPipeline:
@@ -138,18 +143,22 @@ class SearchPipeline:
             raise QueryError(f"page and size must be >= 1, got page={page}, size={size}")
         started = time.perf_counter() if started is None else started
         key = (" ".join(query.split()).lower(), filters, self.reranker.name if rerank else None,
-               budget_ms, self.backend.generation(), interpret, views)
+               budget_ms, self.backend.generation(), interpret)
         ranking = self._cache.get(key)
         cached = ranking is not None
         if ranking is None:
             deadline = started + budget_ms / 1000 if budget_ms is not None else None
-            ranking = self._rank(query, filters, deadline, rerank, interpret, views)
+            ranking = self._rank(query, filters, deadline, rerank, interpret)
             self._cache.put(key, ranking)
         selection = facets or FacetSelection()
         shown = select(ranking.ranked, selection)
         first = (page - 1) * size
         hits = tuple(_hit(first + i + 1, r) for i, r in enumerate(shown[first:first + size]))
         timings = {"cached": 1.0} if cached else dict(ranking.timings_ms)
+        if views and ranking.hidden is None:
+            step = time.perf_counter()
+            ranking.hidden = self._hidden(ranking)
+            timings["hidden"] = elapsed_ms(step)
         timings["total"] = elapsed_ms(started)
         return SearchResult(
             query=query, hits=hits, page=page, size=size, total_candidates=len(ranking.ranked),
@@ -160,13 +169,13 @@ class SearchPipeline:
             removed=tuple((r.parent_asin, effect) for r, effect in ranking.removed),
             constraints=ranking.parsed.constraints(),
             facets=count_facets(ranking.ranked, selection) if views else {},
-            matching=len(shown), hidden=ranking.hidden,
+            matching=len(shown), hidden=(ranking.hidden or ()) if views else (),
             before=movements(ranking.ranked, ranking.removed, max(20, page * size))
             if views else (),
         )
 
     def _rank(self, query: str, filters: Filters | None, deadline: float | None = None,
-              rerank: bool = True, interpret: bool = True, views: bool = False) -> _Ranking:
+              rerank: bool = True, interpret: bool = True) -> _Ranking:
         timings: dict[str, float] = {}
         step = time.perf_counter()
         explicit = self.rules_config.explicit_brands
@@ -195,16 +204,15 @@ class SearchPipeline:
             parsed.text, ranked, self.reranker if rerank else None, self.rerank_config,
             self.rules, context, dense=self._dense(parsed.text), deadline=deadline)
         timings.update(outcome.timings_ms)
-        hidden: tuple[Hidden, ...] = ()
-        if views:
-            step = time.perf_counter()
-            shown = {r.parent_asin for r in ranked}
-            hidden = hidden_by_filters(self.backend, parsed.text, vector, self.retrieval,
-                                       filters or Filters(), pushed, shown,
-                                       parsed.exclude_brands)
-            timings["hidden"] = elapsed_ms(step)
         return _Ranking(parsed, outcome.ranked, outcome.removed, outcome.reranked, timings,
-                        outcome.degraded_reason, hidden)
+                        outcome.degraded_reason, vector, filters or Filters(), pushed)
+
+    def _hidden(self, ranking: _Ranking) -> tuple[Hidden, ...]:
+        shown = {r.parent_asin for r in ranking.ranked} | \
+            {r.parent_asin for r, _ in ranking.removed}
+        return hidden_by_filters(self.backend, ranking.parsed.text, ranking.vector,
+                                 self.retrieval, ranking.filters, ranking.pushed, shown,
+                                 ranking.parsed.exclude_brands)
 
     def rerank(self, query: str, candidates: Sequence[str | Product],
                size: int | None = None, apply_rules: bool = True) -> SearchResult:

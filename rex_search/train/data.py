@@ -5,6 +5,7 @@ and the leave-category-out benchmark both build their data here."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rex_search.catalog.schema import Product
+from rex_search.errors import ConfigError
 from rex_search.evaluate.judgments import JudgedDoc, QueryJudgments, read_judgments
 from rex_search.train import distill
 from rex_search.train.synth import Pair, synthesize
@@ -67,8 +69,6 @@ def as_judgments(pairs: Sequence[Pair]) -> list[QueryJudgments]:
 def write_pairs(pairs: Sequence[Pair], out: Path) -> None:
     """``pairs`` as a parquet file in ERESS columns (plus ``label_raw`` and ``teacher_cosine``);
     a query's id is a hash of its text, so the same query has the same id in every file."""
-    import hashlib
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -83,8 +83,6 @@ def checkout_file(path: Path | None, default: Path, option: str) -> Path:
     """``path``, else ``default`` (a file of a rex-search checkout), which must exist."""
     chosen = path or default
     if not chosen.is_file():
-        from rex_search.errors import ConfigError
-
         raise ConfigError(f"no file at {chosen}" + ("" if path else
                           f" (the default lives in a rex-search checkout): pass {option} FILE"))
     return chosen

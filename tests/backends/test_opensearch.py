@@ -23,6 +23,7 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 
 from rex_search.backends.base import Filters, StockRecord
+from rex_search.backends.bulk import BulkError
 from rex_search.backends.cluster_bodies import bm25_body
 from rex_search.backends.connection import parse_target, redact
 from rex_search.backends.opensearch import OpenSearchBackend
@@ -254,6 +255,22 @@ def test_permanent_failures_are_reported_per_document(server, tmp_path, embedder
     clean = OpenSearchBackend(backend.target, embedder.dim, embedder.model_id)
     again = index_catalog(RULES_FIXTURE, clean, embedder)
     assert (again.indexed, again.unchanged, again.failed) == (2, 34, [])
+
+
+def test_a_failed_delete_or_update_raises_one_error_listing_its_items(server, tmp_path,
+                                                                       embedder):
+    ids = fixture_ids()
+    backend, _ = flaky_backend(server, tmp_path, embedder, reject={})
+    assert index_catalog(RULES_FIXTURE, backend, embedder).failed == []
+    backend.client.permanent = {ids[5]}
+    with pytest.raises(BulkError) as error:
+        backend.delete([ids[5], ids[6]])
+    assert error.value.failures == [(ids[5], "400 mapper_parsing_exception: bad field")]
+    assert set(backend.get([ids[5], ids[6]])) == {ids[5]}  # the other delete went through
+    with pytest.raises(BulkError, match=re.escape(f"1 document(s) failed ({ids[5]}: 400")):
+        backend.update_inventory([StockRecord(ids[5], False), StockRecord(ids[7], False)])
+    assert backend.get([ids[7]])[ids[7]].in_stock is False
+    backend.close()
 
 
 def test_connection_settings_and_redaction(monkeypatch):

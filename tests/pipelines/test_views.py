@@ -87,6 +87,14 @@ def test_a_literal_search_understands_nothing(pipeline: SearchPipeline):
     assert {h.parent_asin for h in literal.hits} != {h.parent_asin for h in understood.hits}
 
 
+def test_views_reuse_the_cached_ranking(pipeline: SearchPipeline):
+    plain = pipeline.search("running shoes no nike under $80")
+    viewed = pipeline.search("running shoes no nike under $80", views=True)
+    assert "cached" in viewed.timings_ms and "hidden" in viewed.timings_ms  # not reranked again
+    assert [h.parent_asin for h in viewed.hits] == [h.parent_asin for h in plain.hits]
+    assert viewed.hidden and pipeline.search("running shoes no nike under $80").hidden == ()
+
+
 def test_views_are_off_unless_asked(pipeline: SearchPipeline):
     result = pipeline.search("running shoes")
     assert (result.facets, result.hidden, result.before) == ({}, (), ())
