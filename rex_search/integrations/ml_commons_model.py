@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from rex_search.errors import BackendError, ConfigError
-from rex_search.integrations.opensearch_pipeline import _Cluster, pipeline_body
+from rex_search.integrations.opensearch_pipeline import MlCommons, pipeline_body
 from rex_search.rerank.cross_encoder import BIN_CENTRES
 
 CHUNK_BYTES = 10_000_000  # ml-commons accepts chunks of at most 10 MB
@@ -93,7 +93,7 @@ def build_zip(model_dir: Path, out: Path, max_tokens: int) -> Path:
 def register(client: Any, zip_path: Path, name: str) -> str:
     """Register (upload in chunks) and deploy the zip as ``name``; an existing model of that
     name with the same content is reused, one with other content is replaced."""
-    cluster = _Cluster(client)
+    cluster = MlCommons(client)
     data = zip_path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     existing = cluster.find("models", name)
@@ -142,6 +142,6 @@ def install_local(client: Any, model_dir: Path, work: Path,
     zip_path = build_zip(model_dir, work / "rex-reranker-ml-commons.zip",
                          trained_max_tokens(model_dir))
     model_id = register(client, zip_path, f"rex-search-local-{pipeline}")
-    _Cluster(client).call("create the search pipeline", "PUT", f"/_search/pipeline/{pipeline}",
+    MlCommons(client).call("create the search pipeline", "PUT", f"/_search/pipeline/{pipeline}",
                           pipeline_body(model_id))
     return {"model_id": model_id, "search_pipeline": pipeline, "model_zip": str(zip_path)}

@@ -111,7 +111,11 @@ def pipeline_body(model_id: str) -> dict[str, Any]:
                                               "RERANK_FIELD": RERANK_FIELD})
 
 
-class _Cluster:
+# Model states in which ml-commons refuses to change the connector or delete the model.
+_LIVE_STATES = ("DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED")
+
+
+class MlCommons:
     """The few ml-commons calls install/uninstall make, with errors that say which step."""
 
     def __init__(self, client: Any) -> None:
@@ -173,13 +177,41 @@ class _Cluster:
         if response.get("task_id"):
             self.wait_task(response["task_id"])
 
-    def undeploy(self, model_id: str) -> None:
+    def undeploy(self, model_id: str, attempts: int = 60) -> None:
+        """Undeploy, then wait until the model record no longer reads deployed (a model delete
+        is refused until it does)."""
         self.call("undeploy the model", "POST", f"/_plugins/_ml/models/{model_id}/_undeploy")
+        state = None
+        for _ in range(attempts):
+            state = self.call("read the model", "GET", f"/_plugins/_ml/models/{model_id}").get(
+                "model_state")
+            if state not in _LIVE_STATES:
+                return
+            time.sleep(0.5)
+        raise BackendError(f"model {model_id} still reads {state} {attempts / 2:.0f} s after "
+                           "its undeploy")
+
+    def update_connector(self, connector_id: str, body: dict[str, Any], model_id: str | None,
+                         attempts: int = 30) -> None:
+        """Update the connector; ml-commons refuses while any node's model cache still holds a
+        model on it, which can outlast the undeploy's answer (CI met it): undeploy again and
+        retry for up to ``attempts`` seconds."""
+        for attempt in range(attempts):
+            try:
+                self.call("update the connector", "PUT",
+                          f"/_plugins/_ml/connectors/{connector_id}", body)
+                return
+            except BackendError as exc:
+                if "still using this connector" not in str(exc) or attempt == attempts - 1:
+                    raise
+            time.sleep(1)
+            if model_id is not None:
+                self.undeploy(model_id)
 
 
 def install(client: Any, service_url: str, pipeline: str = "rex-rerank") -> dict[str, str]:
     """Install, or update in place, the connector, model and search pipeline; returns ids."""
-    cluster = _Cluster(client)
+    cluster = MlCommons(client)
     trusted = cluster.trusted()
     steps = plan(service_url, pipeline, trusted=trusted)
     cluster.call("update the cluster settings", "PUT", steps[0].path, steps[0].body)
@@ -192,8 +224,7 @@ def install(client: Any, service_url: str, pipeline: str = "rex-rerank") -> dict
         connector = str(cluster.call("create the connector", steps[1].method, steps[1].path,
                                      steps[1].body)["connector_id"])
     else:
-        cluster.call("update the connector", "PUT", f"/_plugins/_ml/connectors/{connector}",
-                     steps[1].body)
+        cluster.update_connector(connector, steps[1].body or {}, model)
     if model is None:
         body = _template("model.json", {"CONNECTOR_ID": connector, "MODEL_NAME": model_name})
         response = cluster.call("register the model", steps[2].method, steps[2].path, body)
@@ -210,7 +241,7 @@ def uninstall(client: Any, service_url: str, pipeline: str = "rex-rerank") -> di
     """Remove the search pipeline, model, connector and trusted-endpoint entry that `install`
     made; what was not there is skipped. ``private_ip_enabled`` stays: other connectors may
     need it."""
-    cluster = _Cluster(client)
+    cluster = MlCommons(client)
     removed: dict[str, Any] = {"search_pipeline": None, "model_id": None, "connector_id": None,
                                "trusted_endpoint": None}
     try:

@@ -19,8 +19,10 @@ from rex_search.errors import BackendError
 from rex_search.indexer.indexer import index_catalog
 from rex_search.integrations.opensearch_pipeline import (
     TRUSTED,
+    MlCommons,
     check_index,
     install,
+    plan,
     trusted_regex,
     uninstall,
 )
@@ -131,6 +133,25 @@ def test_install_twice_updates_in_place_and_uninstall_removes_everything(cluster
     again = uninstall(client, service, "rex-twice")  # nothing left: nothing to do
     assert again == {"search_pipeline": None, "model_id": None, "connector_id": None,
                      "trusted_endpoint": None}
+
+
+def test_a_connector_update_refused_while_its_model_is_live_undeploys_and_retries(cluster,
+                                                                                   service):
+    """The race CI met: the node still held the model when the connector update came. Here the
+    model is plainly deployed, so the first update is refused for the same reason."""
+    client, _ = cluster
+    ids = install(client, service, "rex-live")
+    live = MlCommons(client)
+    assert live.call("read", "GET", f"/_plugins/_ml/models/{ids['model_id']}")[
+        "model_state"] == "DEPLOYED"
+    body = plan(service, "rex-live")[1].body
+    live.update_connector(ids["connector_id"], body, ids["model_id"])
+    assert live.call("read", "GET", f"/_plugins/_ml/models/{ids['model_id']}")[
+        "model_state"] != "DEPLOYED"
+    live.deploy(ids["model_id"])
+    with pytest.raises(BackendError, match="still using this connector"):
+        live.update_connector(ids["connector_id"], body, None, attempts=2)  # nothing undeploys
+    uninstall(client, service, "rex-live")
 
 
 def test_an_index_without_the_prepared_field_is_refused(cluster):
