@@ -8,12 +8,19 @@
 Less work per request: identical product texts are scored once, a (model, query, text) LRU
 cache answers repeats, and pairs are sorted by length and batched under a token budget, so a
 batch pads to similar lengths and its memory stays bounded.
+
+A dynamically quantised (int8) model is the exception: it quantises each activation with one
+scale for the whole batch, so a pair's score would depend on which other pairs (and how much
+padding) shared its batch -- up to 0.08 apart, and a cached score would depend on the request
+that filled the cache. It runs one pair per call instead, on a pool of single-threaded calls,
+which measured as fast as batching on 2 cores (benchmarks/bench_int8_calls.py).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,7 @@ from rex_search.catalog.prompt import product_text, query_text
 from rex_search.catalog.schema import Product
 from rex_search.errors import ModelError
 from rex_search.model_files import check_tokenizer, load_error, resolve_model
-from rex_search.onnx_session import open_session
+from rex_search.onnx_session import default_threads, open_session
 from rex_search.rerank.cache import ScoreCache
 
 BIN_CENTRES = np.linspace(0.0, 1.0, 11)
@@ -87,6 +94,8 @@ class _PairScorer:
 
     kind = "cross-encoder"
     runtime = "?"
+    # Set by a scorer whose output for a pair must not depend on its batch (see the module doc).
+    _pool: ThreadPoolExecutor | None = None
 
     def __init__(self, model: str, max_tokens: int = 256, batch_size: int = 32,
                  max_batch_tokens: int = 8192, cache_entries: int = 100_000) -> None:
@@ -146,6 +155,8 @@ class _PairScorer:
         encoded = self._tokenizer([query_text(query)] * len(texts), texts,
                                   truncation="longest_first", max_length=self.max_tokens)
         lengths = [len(ids) for ids in encoded["input_ids"]]
+        if self._pool is not None:
+            return self._score_one_by_one(encoded, lengths)
         order = sorted(range(len(texts)), key=lambda i: lengths[i])
         out = np.zeros(len(texts), dtype=np.float64)
         with self._lock:
@@ -165,6 +176,21 @@ class _PairScorer:
                 out[idx] = scores_from_logits(self._logits(batch))
                 start = end
         return out.tolist()
+
+    def _score_one_by_one(self, encoded: dict[str, list[list[int]]],
+                          lengths: list[int]) -> list[float]:
+        """Each pair in its own call (no batch, no padding), the calls spread over the pool."""
+        assert self._pool is not None
+
+        def one(i: int) -> float:
+            pair = {name: np.array([values[i]], dtype=np.int64)
+                    for name, values in encoded.items()}
+            return float(scores_from_logits(self._logits(pair))[0])
+
+        scores = list(self._pool.map(one, range(len(lengths))))
+        with self._lock:
+            self.tokens_processed += sum(lengths)
+        return scores
 
 
 class CrossEncoderReranker(_PairScorer):
@@ -210,14 +236,23 @@ class OnnxCrossEncoder(_PairScorer):
 
     def __init__(self, model: str, max_tokens: int = 256, batch_size: int = 32,
                  max_batch_tokens: int = 8192, cache_entries: int = 100_000,
-                 threads: int | None = None, file: str = "model.onnx") -> None:
+                 threads: int | None = None, file: str = "model.onnx",
+                 one_pair_per_call: bool | None = None) -> None:
+        """``one_pair_per_call``: default on for an int8 model (see the module doc)."""
         super().__init__(model, max_tokens, batch_size, max_batch_tokens, cache_entries)
         onnx_file = Path(self._path) / file
         if not onnx_file.exists():
             raise ModelError(f"{onnx_file} not found: export it with `rex-search export-onnx`")
-        self._session = open_session(onnx_file, threads)
-        self._inputs = {i.name for i in self._session.get_inputs()}
         self.runtime = "onnx-int8" if "int8" in file else "onnx"
+        if one_pair_per_call is None:
+            one_pair_per_call = self.runtime == "onnx-int8"
+        if one_pair_per_call:
+            workers = threads or default_threads()
+            self._session = open_session(onnx_file, threads=1)
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="rex-rerank")
+        else:
+            self._session = open_session(onnx_file, threads)
+        self._inputs = {i.name for i in self._session.get_inputs()}
 
     def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         feed = {k: v for k, v in batch.items() if k in self._inputs}

@@ -38,6 +38,25 @@ def test_it_ranks_the_product_type_above_lexical_lookalikes():
     assert all(0.0 <= s <= 1.0 for s in (laces, shoe, cover))
 
 
+def test_a_products_score_does_not_depend_on_what_it_is_scored_with():
+    """The int8 model quantises activations per call: batched, a product's score moved (up to
+    0.08 on DEV) with its batch-mates and their padding, and the score cache kept whichever
+    value came first. Each pair now runs alone, so alone == in any company."""
+    products = [Product("A", "Shoe Laces for Sneakers, Round Athletic Running Shoelaces"),
+                Product("B", "Nike Men's Revolution 6 Running Shoe", brand="Nike",
+                        description="Lightweight mesh upper, soft foam midsole, rubber outsole "
+                                    "for road running and everyday training. " * 3),
+                Product("C", "Sofa Slipcover for 3 Cushion Couch, Stretch Sofa Cover"),
+                Product("D", "Trail running shoes for men, waterproof")]
+    query = "running shoes"
+    alone = [load_reranker(model_files.BUNDLED_RERANKER).score(query, [p])[0]
+             for p in products]
+    together = load_reranker(model_files.BUNDLED_RERANKER).score(query, products)
+    reordered = load_reranker(model_files.BUNDLED_RERANKER).score(query, products[::-1])[::-1]
+    assert together == pytest.approx(alone, abs=1e-6)
+    assert reordered == pytest.approx(alone, abs=1e-6)
+
+
 def test_a_damaged_bundled_file_is_refused(tmp_path: Path, monkeypatch):
     copy = tmp_path / model_files.BUNDLED_RERANKER
     shutil.copytree(CARD.parent, copy)
