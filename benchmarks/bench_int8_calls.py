@@ -96,7 +96,7 @@ def main() -> None:
                      flips[0] / flips[1], quality[5], quality[10]))
     base_rate = rows[0][3]
     header = ("variant", "query p50 ms", "query p95 ms", "pairs/s", "pairs/s vs batched",
-              "max |score - alone|", "orders flipped", "nDCG@5", "nDCG@10")
+              "max abs(score - alone)", "orders flipped", "nDCG@5", "nDCG@10")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for name, p50, p95, rate, drift, flips_share, n5, n10 in rows:

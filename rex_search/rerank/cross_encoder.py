@@ -11,7 +11,7 @@ batch pads to similar lengths and its memory stays bounded.
 
 A dynamically quantised (int8) model is the exception: it quantises each activation with one
 scale for the whole batch, so a pair's score would depend on which other pairs (and how much
-padding) shared its batch -- up to 0.08 apart, and a cached score would depend on the request
+padding) shared its batch -- up to 0.11 apart on DEV, and a cached score would depend on the request
 that filled the cache. It runs one pair per call instead, on a pool of single-threaded calls,
 which measured as fast as batching on 2 cores (benchmarks/bench_int8_calls.py).
 """
@@ -156,7 +156,7 @@ class _PairScorer:
                                   truncation="longest_first", max_length=self.max_tokens)
         lengths = [len(ids) for ids in encoded["input_ids"]]
         if self._pool is not None:
-            return self._score_one_by_one(encoded, lengths)
+            return self._score_one_by_one(self._pool, encoded, lengths)
         order = sorted(range(len(texts)), key=lambda i: lengths[i])
         out = np.zeros(len(texts), dtype=np.float64)
         with self._lock:
@@ -177,17 +177,15 @@ class _PairScorer:
                 start = end
         return out.tolist()
 
-    def _score_one_by_one(self, encoded: dict[str, list[list[int]]],
+    def _score_one_by_one(self, pool: ThreadPoolExecutor, encoded: dict[str, list[list[int]]],
                           lengths: list[int]) -> list[float]:
-        """Each pair in its own call (no batch, no padding), the calls spread over the pool."""
-        assert self._pool is not None
-
+        """Each pair in its own call (no batch, no padding), the calls spread over ``pool``."""
         def one(i: int) -> float:
             pair = {name: np.array([values[i]], dtype=np.int64)
                     for name, values in encoded.items()}
             return float(scores_from_logits(self._logits(pair))[0])
 
-        scores = list(self._pool.map(one, range(len(lengths))))
+        scores = list(pool.map(one, range(len(lengths))))
         with self._lock:
             self.tokens_processed += sum(lengths)
         return scores
