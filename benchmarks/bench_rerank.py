@@ -69,7 +69,8 @@ def build_candidates(index: str | None, n_queries: int, k: int, work: Path) -> P
     config = RetrievalConfig(bm25_k=k, dense_k=k)
     out = []
     for q in queries:
-        found = retrieve(backend, q.query, embedder.encode([q.query])[0], config).candidates[:k]
+        vector = embedder.encode_queries([q.query])[0]
+        found = retrieve(backend, q.query, vector, config).candidates[:k]
         items = backend.get([c.parent_asin for c in found])
         out.append({"query": q.query, "ids": [c.parent_asin for c in found],
                     "texts": [product_text(items[c.parent_asin].product) for c in found]})
@@ -128,7 +129,7 @@ def run_variant(variant: str, candidates: Path, model_dir: Path, threads: int) -
             missing = [t for t in texts if t not in vectors]
             if missing:  # stored vectors in the pipeline: embed once, outside the timing
                 vectors.update(zip(missing, embedder.encode(missing), strict=True))
-            q = embedder.encode([query])[0]
+            q = embedder.encode_queries([query])[0]
             return [float(vectors[t] @ q) for t in texts]
     else:
         from rex_search.rerank.cross_encoder import CrossEncoderReranker, OnnxCrossEncoder

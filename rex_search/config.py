@@ -4,7 +4,7 @@ Example ``rex-search.toml``::
 
     [index]
     path = "rex-index"
-    embedding_model = "all-MiniLM-L6-v2"
+    embedding_model = "bge-small-en-v1.5"
 
     [retrieval]
     bm25_k = 200
@@ -32,7 +32,7 @@ from rex_search.errors import ConfigError
 @dataclass(frozen=True)
 class IndexConfig:
     path: str = "rex-index"
-    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_model: str = "bge-small-en-v1.5"
     vector_index: Literal["flat", "hnsw"] = "flat"
     batch_size: int = 256
 

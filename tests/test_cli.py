@@ -41,7 +41,7 @@ def test_query_prints_a_table_and_json(small_index_dir: Path):
 def test_info_describes_the_index(small_index_dir: Path):
     result = CliRunner().invoke(cli, ["info", "--index", str(small_index_dir), "--json"])
     assert result.exit_code == 0
-    assert json.loads(result.output)["embedding_model"] == "all-MiniLM-L6-v2"
+    assert json.loads(result.output)["embedding_model"] == "bge-small-en-v1.5"
 
 
 def test_index_command_reports_rejections(tmp_path: Path):
@@ -56,6 +56,29 @@ def test_index_command_reports_rejections(tmp_path: Path):
                                      "--json"])
     summary = json.loads(again.output)
     assert (summary["indexed"], summary["unchanged"]) == (0, 1)
+
+
+def test_an_index_built_with_another_model_is_updated_and_queried_with_that_model(
+        tmp_path: Path):
+    catalog = tmp_path / "c.jsonl"
+    catalog.write_text('{"parent_asin": "A1", "title": "Blue coffee mug"}\n')
+    config = tmp_path / "old.toml"
+    config.write_text('[index]\nembedding_model = "all-MiniLM-L6-v2"\n')
+    index = str(tmp_path / "i")
+    first = CliRunner().invoke(cli, ["--config", str(config), "index", str(catalog),
+                                     "--index", index])
+    assert first.exit_code == 0, first.output
+    catalog.write_text('{"parent_asin": "A1", "title": "Blue coffee mug"}\n'
+                       '{"parent_asin": "A2", "title": "Red tea cup"}\n')
+    again = CliRunner().invoke(cli, ["index", str(catalog), "--index", index])  # default model
+    assert again.exit_code == 0, again.output
+    assert (f"note: index {index} was embedded with all-MiniLM-L6-v2; updating it with "
+            "all-MiniLM-L6-v2, not the configured bge-small-en-v1.5") in again.output
+    assert "1 indexed, 1 unchanged" in again.output
+    info = CliRunner().invoke(cli, ["info", "--index", index, "--json"])
+    assert json.loads(info.output)["embedding_model"] == "all-MiniLM-L6-v2"
+    found = CliRunner().invoke(cli, ["query", "tea cup", "--index", index, "--json"])
+    assert found.exit_code == 0, found.output
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [

@@ -56,7 +56,7 @@ def test_queries_are_embedded_with_the_index_model_not_the_configured_one(small_
                                          "embedding_model": "some-other-model"},
                                "rerank": {"model": "embedding-cosine"}})
     pipeline = SearchPipeline.from_config(config)
-    assert pipeline.embedder.model_id == "all-MiniLM-L6-v2"  # recorded in the index
-    assert "embedded with all-MiniLM-L6-v2; using it for queries" in caplog.text
+    assert pipeline.embedder.model_id == "bge-small-en-v1.5"  # recorded in the index
+    assert "embedded with bge-small-en-v1.5; using it for queries" in caplog.text
     assert pipeline.search("running shoes", size=3).hits
     pipeline.backend.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,20 @@ def open_backend(target: str | Path, embedder: Embedder | None = None,
         return EmbeddedBackend(target, repair=repair)
     return EmbeddedBackend(target, dim=dim, model_id=model, vector_index=vector_index,
                            repair=repair)
+
+
+def recorded_model(target: str, reindex: bool = False) -> str | None:
+    """The embedding model an existing embedded index records in its manifest (None: no
+    index yet, a cluster target -- its backend checks the model when opened -- or
+    ``reindex``). A damaged manifest is left for the backend to report."""
+    manifest = Path(target) / "manifest.json"
+    if reindex or is_cluster_url(target) or not manifest.is_file():
+        return None
+    try:
+        model = json.loads(manifest.read_text(encoding="utf-8")).get("embedding_model")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return model if isinstance(model, str) else None
 
 
 def index_exists(target: str) -> bool:

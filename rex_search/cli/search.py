@@ -43,7 +43,7 @@ def index(ctx: click.Context, catalog: Path | None, index: str | None, reindex: 
     With --verify or --repair (and no CATALOG): check or restore the index's consistency."""
     from tqdm import tqdm
 
-    from rex_search.backends.open import open_backend
+    from rex_search.backends.open import open_backend, recorded_model
     from rex_search.indexer.embed import Embedder
     from rex_search.indexer.indexer import index_catalog
 
@@ -61,7 +61,15 @@ def index(ctx: click.Context, catalog: Path | None, index: str | None, reindex: 
                              "file")
     if not catalog.is_file():
         raise RexSearchError(f"catalog file not found: {catalog}")
-    embedder = Embedder(config.index.embedding_model)
+    model = config.index.embedding_model
+    recorded = recorded_model(config.index.path, reindex)
+    if recorded is not None and recorded != model:
+        # An index keeps the model it was built with: vectors of two models cannot be mixed.
+        click.echo(f"note: index {config.index.path} was embedded with {recorded}; updating it "
+                   f"with {recorded}, not the configured {model} (to switch models, index into "
+                   "a new --index)", err=True)
+        model = recorded
+    embedder = Embedder(model)
     backend = open_backend(config.index.path, embedder, config.index.vector_index, reindex)
     report_dir = backend.local_dir
     with tqdm(desc="indexing", unit="rows", disable=as_json or not sys.stderr.isatty()) as bar:

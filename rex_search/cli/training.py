@@ -34,7 +34,7 @@ def train_data() -> None:
 @click.option("--no-real", is_flag=True, help="synthetic pairs only (no real pairs or queries)")
 @click.option("--distill", type=click.FloatRange(0, 1), default=0.3, show_default=True,
               help="alpha: move each target this far toward the bi-encoder teacher")
-@click.option("--embedding-model", default="all-MiniLM-L6-v2", show_default=True,
+@click.option("--embedding-model", default="bge-small-en-v1.5", show_default=True,
               help="the teacher")
 def train_data_synth(catalog: Path, out: Path, queries: int, seed: int, real_pairs: Path | None,
                      real_queries: Path | None, no_real: bool, distill: float,
@@ -77,7 +77,8 @@ def train_data_synth(catalog: Path, out: Path, queries: int, seed: int, real_pai
 @click.option("--width", type=click.Choice(["schedule", "data"]), default="schedule",
               show_default=True, help="target widths: boundary schedule, or the judgments' "
                                       "relevance_variance column where present")
-@click.option("--layers", type=click.IntRange(1), default=None)
+@click.option("--layers", default=None, callback=lambda _c, _p, v: parse_layers(v),
+              help="keep the first N encoder layers (6), or the listed ones (0,2,4,6,8,10)")
 @click.option("--epochs", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--max-tokens", type=click.IntRange(16, 512), default=128, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
@@ -91,7 +92,8 @@ def train_data_synth(catalog: Path, out: Path, queries: int, seed: int, real_pai
               help="share of queries held out (query-grouped)")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_command(data_files: tuple[Path, ...], out: Path, base: str, init: Path | None,
-                  loss: str, pooling: str, width: str, layers: int | None, epochs: int,
+                  loss: str, pooling: str, width: str, layers: int | tuple[int, ...] | None,
+                  epochs: int,
                   max_tokens: int, batch_size: int, backbone_lr: float, head_lr: float,
                   mse_weight: float, validation: float, seed: int) -> None:
     """Train a cross-encoder with the RexReranker recipe; the best epoch is saved to OUT."""
@@ -112,6 +114,18 @@ def train_command(data_files: tuple[Path, ...], out: Path, base: str, init: Path
     click.echo(f"saved to {out} (model_card.json beside the weights)")
 
 
+def parse_layers(value: str | None) -> int | tuple[int, ...] | None:
+    """``--layers``: a count ("6") or a list of layer numbers ("0,2,4")."""
+    if not value:
+        return None
+    try:
+        parts = [int(p) for p in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected a count (6) or layer numbers (0,2,4), got {value!r}"
+                                 ) from None
+    if any(p < 0 for p in parts) or (len(parts) == 1 and parts[0] < 1):
+        raise click.BadParameter(f"layer numbers start at 0 and a count at 1, got {value!r}")
+    return parts[0] if len(parts) == 1 and "," not in value else tuple(parts)
 
 
 @cli.command("export-onnx")

@@ -52,6 +52,7 @@ class CachedEmbedder:
         self.model_id = embedder.model_id
         self.dim = embedder.dim
         self._cache: LruCache[str, np.ndarray] = LruCache(max_entries)
+        self._queries: LruCache[str, np.ndarray] = LruCache(max_entries)  # prefixed apart
 
     def encode(self, texts: Sequence[str], progress=None) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
@@ -62,6 +63,16 @@ class CachedEmbedder:
                 self._cache.put(text, vector)
                 found[text] = vector
         return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.dim))
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = [self._queries.get(t) for t in texts]
+        missing = [t for t, v in zip(texts, vectors, strict=True) if v is None]
+        if missing:
+            fresh = dict(zip(missing, self._embedder.encode_queries(missing), strict=True))
+            for text, vector in fresh.items():
+                self._queries.put(text, vector)
+            vectors = [fresh[t] if v is None else v for t, v in zip(texts, vectors, strict=True)]
+        return np.stack(vectors) if texts else np.zeros((0, self.dim))
 
 
 class RandomRanker:
@@ -121,7 +132,7 @@ class DenseRanker:
 
     def score(self, query_id: str, query: str, docs: Sequence[JudgedDoc]) -> list[float]:
         vectors = self._embedder.encode([embedding_text(d.as_product()) for d in docs])
-        return [float(s) for s in vectors @ self._embedder.encode([query])[0]]
+        return [float(s) for s in vectors @ self._embedder.encode_queries([query])[0]]
 
 
 class FusedRanker:

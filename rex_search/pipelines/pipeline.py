@@ -184,7 +184,7 @@ class SearchPipeline:
         pushed = self._pushdown(filters or Filters(), parsed)
         timings["understand"] = elapsed_ms(step)
         step = time.perf_counter()
-        vector = self.embedder.encode([parsed.text])[0]
+        vector = self.embedder.encode_queries([parsed.text])[0]
         timings["embed_query"] = elapsed_ms(step)
         extra = None
         if parsed.non_branded:

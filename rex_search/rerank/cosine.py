@@ -32,7 +32,7 @@ class EmbeddingCosineReranker:
     def _query_vector(self, query: str) -> np.ndarray:
         vector = self._queries.get(query)
         if vector is None:
-            vector = self._embedder.encode([query])[0]
+            vector = self._embedder.encode_queries([query])[0]
             self._queries.put(query, vector)
         return vector
 

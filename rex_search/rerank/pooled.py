@@ -58,12 +58,19 @@ class PooledCrossEncoder(torch.nn.Module):
 
     @classmethod
     def from_base(cls, path: str, labels: int, pooling: Pooling = "mean",
-                  layers: int | None = None, **kwargs) -> PooledCrossEncoder:
-        """A new head on a pretrained encoder; ``layers`` keeps the first N encoder layers."""
+                  layers: int | tuple[int, ...] | None = None,
+                  **kwargs) -> PooledCrossEncoder:
+        """A new head on a pretrained encoder; ``layers`` keeps the first N encoder layers, or
+        the listed ones (e.g. every other layer of a deeper teacher: a smaller student that
+        still spans the whole depth)."""
         encoder = _encoder(path, **kwargs)
         if layers:
-            encoder.encoder.layer = encoder.encoder.layer[:layers]
-            encoder.config.num_hidden_layers = layers
+            keep = list(range(layers)) if isinstance(layers, int) else list(layers)
+            if max(keep) >= len(encoder.encoder.layer):
+                raise ValueError(f"{path} has {len(encoder.encoder.layer)} layers; asked for "
+                                 f"layer {max(keep)}")
+            encoder.encoder.layer = torch.nn.ModuleList(encoder.encoder.layer[i] for i in keep)
+            encoder.config.num_hidden_layers = len(keep)
         return cls(encoder, labels, pooling)
 
     @classmethod

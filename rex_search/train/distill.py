@@ -58,7 +58,7 @@ def blend(pairs: Sequence[Pair], cosines: np.ndarray, alpha: float,
 def pair_cosines(embedder, pairs: Sequence[Pair], products: dict[str, Product]) -> np.ndarray:
     """Bi-encoder cosine of each pair, on the clean text of the product (teacher's view)."""
     queries = sorted({p.query for p in pairs})
-    q_vec = dict(zip(queries, embedder.encode(queries), strict=True))
+    q_vec = dict(zip(queries, embedder.encode_queries(queries), strict=True))
     texts = sorted({_clean(p, products) for p in pairs})
     t_vec = dict(zip(texts, embedder.encode(texts), strict=True))
     return np.array([float(q_vec[p.query] @ t_vec[_clean(p, products)]) for p in pairs])
@@ -78,7 +78,8 @@ def teacher_pairs(embedder, queries: Sequence[str], products: Sequence[Product],
     rng = random.Random(seed)
     matrix = embedder.encode([embedding_text(p) for p in products])
     pairs: list[Pair] = []
-    for query, vector in zip(queries, embedder.encode(list(queries)), strict=True):
+    for query, vector in zip(queries, embedder.encode_queries(list(queries)),
+                             strict=True):
         cos = matrix @ vector
         picks = list(np.argsort(-cos)[:nearest]) + rng.sample(range(len(products)), random_count)
         for i in dict.fromkeys(int(i) for i in picks):

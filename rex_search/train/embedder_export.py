@@ -90,8 +90,8 @@ def agreement(folder: Path) -> dict[str, float]:
     torch_side, onnx_side = Embedder(runtime="torch"), Embedder(runtime="onnx", folder=folder)
     reference, candidate = torch_side.encode(texts), onnx_side.encode(texts)
     cosines = (reference * candidate).sum(1)
-    top_ref = np.argsort(-torch_side.encode(queries) @ reference.T, axis=1)[:, :10]
-    top_new = np.argsort(-onnx_side.encode(queries) @ candidate.T, axis=1)[:, :10]
+    top_ref = np.argsort(-torch_side.encode_queries(queries) @ reference.T, axis=1)[:, :10]
+    top_new = np.argsort(-onnx_side.encode_queries(queries) @ candidate.T, axis=1)[:, :10]
     overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top_ref, top_new, strict=True)])
     result = {"min_cosine": float(cosines.min()), "max_abs_diff":
               float(np.abs(reference - candidate).max()), "top10_overlap": float(overlap),

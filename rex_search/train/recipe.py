@@ -40,7 +40,8 @@ class TrainConfig:
     pooling: Literal["mean", "cls"] = "mean"
     width: Width = "schedule"  # target widths: boundary schedule, or the data's variances
     init: str | None = None  # continue from a model trained here (its head kept) instead of base
-    layers: int | None = None  # keep the first N encoder layers (a smaller, faster student)
+    # keep the first N encoder layers, or these layers (a smaller, faster student)
+    layers: int | tuple[int, ...] | None = None
     epochs: int = 1
     batch_size: int = 16
     max_tokens: int = 128

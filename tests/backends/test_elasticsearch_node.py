@@ -58,7 +58,7 @@ def test_backend_indexes_and_searches_an_elasticsearch_8_server(elasticsearch_no
     summary = index_catalog(RULES_FIXTURE, backend, embedder)
     assert (summary.indexed, summary.failed) == (36, [])
     assert backend.count() == 36
-    vector = embedder.encode(["usb c charger"])[0]
+    vector = embedder.encode_queries(["usb c charger"])[0]
     no_apple = Filters(exclude_brands=("Apple",))
     for hits in (backend.bm25("usb c charger", 5, no_apple), backend.knn(vector, 5, no_apple)):
         products = backend.get([h.parent_asin for h in hits])

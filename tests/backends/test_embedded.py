@@ -24,7 +24,7 @@ def test_bm25_finds_running_shoes_and_ignores_query_syntax(small_index: Embedded
 
 
 def test_dense_search_returns_semantic_neighbours(small_index: EmbeddedBackend, embedder):
-    vector = embedder.encode(["sneakers for jogging"])[0]
+    vector = embedder.encode_queries(["sneakers for jogging"])[0]
     hits = small_index.knn(vector, 10)
     found = small_index.get([h.parent_asin for h in hits])
     titles = [p.product.title.lower() for p in found.values()]
@@ -33,7 +33,7 @@ def test_dense_search_returns_semantic_neighbours(small_index: EmbeddedBackend, 
 
 
 def test_filters_are_pushed_into_both_sources(small_index: EmbeddedBackend, embedder):
-    vector = embedder.encode(["running shoes"])[0]
+    vector = embedder.encode_queries(["running shoes"])[0]
     no_nike = Filters(exclude_brands=("NIKE",))
     only_nike = Filters(brands=("nike",))
     cheap = Filters(max_price=40.0)
@@ -69,7 +69,7 @@ def test_hnsw_option_agrees_with_exact_search(tmp_path: Path, small_catalog: Pat
                               vector_index="hnsw")
     index_catalog(small_catalog, backend, embedder)
     assert (tmp_path / "h" / "vectors.hnsw").exists()
-    vector = embedder.encode(["laptop bag"])[0]
+    vector = embedder.encode_queries(["laptop bag"])[0]
     approx = [h.parent_asin for h in backend.knn(vector, 20)]
     backend._hnsw, hnsw = None, backend._hnsw
     exact = [h.parent_asin for h in backend.knn(vector, 20)]
@@ -80,7 +80,7 @@ def test_hnsw_option_agrees_with_exact_search(tmp_path: Path, small_catalog: Pat
 
 def test_model_mismatch_and_missing_index_are_clear_errors(small_index_dir: Path, tmp_path: Path):
     with pytest.raises(BackendError, match=re.escape(
-            "was embedded with 'all-MiniLM-L6-v2', not 'other-model'")):
+            "was embedded with 'bge-small-en-v1.5', not 'other-model'")):
         EmbeddedBackend(small_index_dir, dim=384, model_id="other-model")
     with pytest.raises(BackendError, match="no index at .*: build one first"):
         EmbeddedBackend(tmp_path / "missing")
@@ -88,7 +88,7 @@ def test_model_mismatch_and_missing_index_are_clear_errors(small_index_dir: Path
 
 def test_manifest_describes_the_index(small_index: EmbeddedBackend):
     info = small_index.info()
-    assert info["embedding_model"] == "all-MiniLM-L6-v2"
+    assert info["embedding_model"] == "bge-small-en-v1.5"
     assert info["dim"] == 384
     assert info["document_count"] == small_index.count() > 800
     assert len(info["catalogs"][0]["sha256"]) == 64

@@ -92,7 +92,7 @@ def backend(server: Server, tmp_path: Path, embedder):
 
 def test_filters_apply_to_both_sources(backend, embedder):
     no_apple = Filters(exclude_brands=("Apple",))
-    vector = embedder.encode(["usb c charger"])[0]
+    vector = embedder.encode_queries(["usb c charger"])[0]
     for hits in (backend.bm25("usb c charger", 10, no_apple), backend.knn(vector, 10, no_apple)):
         brands = {p.product.brand for p in backend.get([h.parent_asin for h in hits]).values()}
         assert hits and "Apple" not in brands
@@ -144,7 +144,7 @@ def test_full_reindex_swaps_the_alias_atomically(server: Server, tmp_path: Path,
     new = rebuild.info()["indices"]
     assert len(old) == 1 and len(new) == 1 and new[0] not in old  # swapped, old one deleted
     assert rebuild.count() == 36
-    assert rebuild.knn(embedder.encode(["laptop bag"])[0], 3)
+    assert rebuild.knn(embedder.encode_queries(["laptop bag"])[0], 3)
 
 
 def test_model_mismatch_and_missing_index(server: Server, tmp_path: Path, embedder):
@@ -152,7 +152,7 @@ def test_model_mismatch_and_missing_index(server: Server, tmp_path: Path, embedd
     with pytest.raises(BackendError, match="no index opensearch://.*/products.*: build one first"):
         OpenSearchBackend(parse_target(url))
     OpenSearchBackend(parse_target(url), embedder.dim, embedder.model_id)
-    with pytest.raises(BackendError, match="was embedded with 'all-MiniLM-L6-v2', not 'other'"):
+    with pytest.raises(BackendError, match="was embedded with 'bge-small-en-v1.5', not 'other'"):
         OpenSearchBackend(parse_target(url), 384, "other")
 
 

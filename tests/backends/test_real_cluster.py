@@ -87,7 +87,7 @@ def _backend(url: str, embedder, **kwargs):
 def test_knn_with_filters_and_hybrid_pipeline(cluster_url, embedder):
     backend = _backend(cluster_url, embedder)
     index_catalog(RULES_FIXTURE, backend, embedder)
-    vector = embedder.encode(["usb c charger"])[0]
+    vector = embedder.encode_queries(["usb c charger"])[0]
     hits = backend.knn(vector, 5, Filters(exclude_brands=("Apple",)))
     assert len(hits) == 5
     brands = {p.product.brand for p in backend.get([h.parent_asin for h in hits]).values()}

@@ -105,7 +105,7 @@ def test_wrong_head_size_and_missing_model_are_clear(tmp_path_factory, tmp_path)
 def test_cosine_reranker_is_named_for_what_it_is(embedder):
     reranker = load_reranker("embedding-cosine", embedder)
     assert reranker.kind == "embedding-cosine"
-    assert reranker.name == "embedding-cosine(all-MiniLM-L6-v2)"
+    assert reranker.name == "embedding-cosine(bge-small-en-v1.5)"
     scores = reranker.score("running shoes", PRODUCTS)
     assert scores[0] > scores[2]  # a running shoe beats a skillet
     assert all(0.0 <= s <= 1.0 for s in scores)  # (1 + cosine) / 2, like every reranker
