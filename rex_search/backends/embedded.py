@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -131,16 +131,30 @@ class EmbeddedBackend:
 
     def record_catalog(self, entry: dict[str, object]) -> None:
         """Remember a catalog that was indexed (fingerprint and counts) in the manifest."""
-        with self._lock:
-            known: list[dict[str, object]] = self.manifest["catalogs"]  # type: ignore[assignment]
+        def add(manifest: dict[str, object]) -> None:
+            known: list[dict[str, object]] = manifest.get("catalogs") or []  # type: ignore[assignment]
             catalogs = [c for c in known if c.get("sha256") != entry.get("sha256")]
-            self.manifest["catalogs"] = [*catalogs, entry]
-            self._write_manifest()
+            manifest["catalogs"] = [*catalogs, entry]
 
-    def _write_manifest(self) -> None:
-        self.manifest["document_count"] = self.count()
-        self.manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        _atomic_write(self._manifest_path, json.dumps(self.manifest, indent=2).encode())
+        with self._lock:
+            self._write_manifest(add)
+
+    def _write_manifest(self, change: Callable[[dict[str, object]], None] | None = None
+                        ) -> None:
+        """Read-modify-write of the manifest under ``manifest.lock``: the copy read when this
+        backend opened may be stale (another run may have recorded its catalog since), so the
+        file is re-read under the lock and only this run's ``change`` is applied to it."""
+        import fcntl
+
+        with open(self.path / "manifest.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # held for milliseconds: blocking is fine
+            current = self._read_manifest() or self.manifest
+            if change is not None:
+                change(current)
+            current["document_count"] = self.count()
+            current["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            _atomic_write(self._manifest_path, json.dumps(current, indent=2).encode())
+            self.manifest = current
 
     # -- consistency ------------------------------------------------------------------------
     def _check_vectors_kept(self) -> None:
@@ -287,7 +301,7 @@ class EmbeddedBackend:
             graph.hnsw.efSearch = 256
             hnsw = faiss.IndexIDMap2(graph)
             hnsw.add_with_ids(matrix, ids)
-            tmp = self.path / "vectors.hnsw.tmp"
+            tmp = self.path / f"vectors.hnsw.{os.getpid()}.tmp"
             faiss.write_index(hnsw, str(tmp))
             os.replace(tmp, self.path / "vectors.hnsw")
             self._hnsw = hnsw
@@ -398,6 +412,11 @@ class WriteLock:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
+    """Write ``data`` to a per-process temporary file, flush it to disk, then rename it over
+    ``path`` (a crash leaves the old file or the new one, never a torn one)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)

@@ -83,11 +83,14 @@ def index_catalog(
     started = time.perf_counter()
     summary = IndexSummary(catalog=str(path))
     report = None
+    partial = None
     if report_dir is not None:
         summary.rejected_report = str(report_dir / "rejected-rows.jsonl")
         # Written beside the last run's report and swapped in only when this run completes,
-        # so a run that fails does not erase the previous report.
-        report = open(summary.rejected_report + ".tmp", "w", encoding="utf-8")  # noqa: SIM115
+        # so a run that fails does not erase the previous report; named per run, so two
+        # overlapping runs never rename each other's file (the later finisher's report stays).
+        partial = f"{summary.rejected_report}.{os.getpid()}.tmp"
+        report = open(partial, "w", encoding="utf-8")  # noqa: SIM115
     pending = 0
     completed = False
     try:
@@ -115,10 +118,12 @@ def index_catalog(
         backend.finalize()
         completed = True
     finally:
-        if report is not None:
+        if report is not None and partial is not None:
             report.close()
             if completed and summary.rejected_report is not None:
-                os.replace(summary.rejected_report + ".tmp", summary.rejected_report)
+                os.replace(partial, summary.rejected_report)
+            else:
+                os.unlink(partial)
     summary.seconds = time.perf_counter() - started
     backend.record_catalog({"name": path.name, "sha256": file_sha256(path),
                             "rows": summary.rows_read, "rejected": summary.rejected})

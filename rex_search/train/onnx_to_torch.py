@@ -77,9 +77,16 @@ def convert(folder: Path, out: Path) -> Path:
     config.save_pretrained(str(out))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()
                if not k.endswith("position_ids")}, str(out / "model.safetensors"))
-    for name in ("tokenizer.json", "embedding.json"):
+    for name in ("tokenizer.json", "embedding.json", "LICENSE"):
         if (folder / name).exists():
             shutil.copy2(folder / name, out / name)
+    card = json.loads((folder / "model_card.json").read_text()) \
+        if (folder / "model_card.json").exists() else {}
+    (out / "model_card.json").write_text(json.dumps(
+        {"converted_from": str(folder), "model": card.get("model"),
+         "upstream": card.get("upstream"), "license": card.get("license"),
+         "onnx_files_sha256": card.get("files_sha256"),
+         "by": "python -m rex_search.train.onnx_to_torch"}, indent=2) + "\n")
     (out / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "BertTokenizerFast", "do_lower_case": True,
          "model_max_length": config.max_position_embeddings}, indent=2) + "\n")

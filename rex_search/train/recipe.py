@@ -268,7 +268,18 @@ def save(model, tokenizer, config: TrainConfig, history: list[dict],
                               "pairs": sum(len(q.docs) for q in train_set),
                               "sha256": data_hash, "files_sha256": sources},
             "validation_history": history,
-            "licence": "Apache-2.0 (base model all-MiniLM-L6-v2: Apache-2.0)",
+            "licence": _licence(config.base),
             "score": "expected relevance over 11 bins" if config.loss == "distributional"
             else "sigmoid(logit)"}
     (out / "model_card.json").write_text(json.dumps(card, indent=2))
+
+
+def _licence(base: str) -> str:
+    """The trained model's licence line, from the base model's card where it has one (the
+    converted Maven Central encoders do)."""
+    card = Path(resolve_model(base)) / "model_card.json"
+    if card.is_file():
+        data = json.loads(card.read_text())
+        if data.get("license"):
+            return f"base model {data.get('upstream') or base}: {data['license']}"
+    return "Apache-2.0 (base model all-MiniLM-L6-v2: Apache-2.0)"

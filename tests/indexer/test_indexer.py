@@ -111,3 +111,37 @@ def test_rejected_rows_are_counted_and_reported(tmp_path: Path, embedder):
         (2, None, "parent_asin"), (3, "A3", "price")]
     assert backend.manifest["catalogs"][0]["rejected"] == 2
     backend.close()
+
+
+def test_two_overlapping_index_processes_both_finish_and_both_catalogs_are_recorded(
+        tmp_path: Path, small_catalog: Path):
+    """A long run opens the index first; a short run starts, writes and finishes while the
+    long one is still embedding its first batch, then the long one writes. Both exit 0, each
+    keeps its own rejected-rows file until it finishes, and the manifest lists both catalogs
+    (the long run's stale copy of the manifest used to overwrite the short run's entry)."""
+    import time
+
+    long_rows = pq.read_table(small_catalog).slice(0, 400)
+    long_catalog = tmp_path / "long.parquet"
+    pq.write_table(long_rows, long_catalog)
+    short_catalog = tmp_path / "short.jsonl"
+    short_catalog.write_text('{"parent_asin": "S1", "title": "Blue enamel camping mug"}\n'
+                             '{"parent_asin": "S2", "title": ""}\n')
+    index = tmp_path / "index"
+    command = [sys.executable, "-m", "rex_search", "index", "--index", str(index)]
+    slow = subprocess.Popen([*command, str(long_catalog), "--batch-size", "1000"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    fast = subprocess.run([*command, str(short_catalog)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    slow_out, slow_err = slow.communicate(timeout=300)
+    assert fast.returncode == 0, fast.stderr[-2000:]
+    assert slow.returncode == 0, slow_err[-2000:]
+    assert "Traceback" not in fast.stderr + slow_err
+    catalogs = {c["name"] for c in json.loads((index / "manifest.json").read_text())["catalogs"]}
+    assert catalogs == {"long.parquet", "short.jsonl"}
+    backend = EmbeddedBackend(index)
+    assert backend.count() == 401
+    backend.close()
+    assert (index / "rejected-rows.jsonl").exists()
+    assert not list(index.glob("*.tmp"))
