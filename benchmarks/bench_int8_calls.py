@@ -56,8 +56,11 @@ def flipped(scores: np.ndarray, alone: np.ndarray) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="3 queries, 1 pass: checks it runs")
     args = parser.parse_args()
-    queries = read_judgments(DEV)
+    queries = read_judgments(DEV)[:3] if args.smoke else read_judgments(DEV)
+    if args.smoke:
+        args.repeats = 1
     texts = [[product_text(d.as_product()) for d in q.docs] for q in queries]
     variants = {"batched": scorer(False), "one pair/call": scorer(True)}
     reference = variants["one pair/call"]  # one pair per call: the score of the pair alone

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pipeline.py            # full run (~5-8 min on 2 cores)
     python benchmarks/bench_pipeline.py --n 20000  # smaller synthetic catalog
+    python benchmarks/bench_pipeline.py --smoke    # 300 products, 3 queries: seconds
 
 Part 1 (real): the bundled 6,764-product ESCI sample, indexed with the real embedder, then the
 50 DEV queries through the whole `SearchPipeline`, with the shipped cross-encoder against the
@@ -52,9 +53,10 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(str(x).rjust(w) for x, w in zip(row, widths, strict=True)))
 
 
-def bench_sample(workdir: Path, previous: str | None = None) -> None:
+def bench_sample(workdir: Path, previous: str | None = None, limit: int | None = None,
+                 query_limit: int | None = None, repeats: int = 3) -> None:
     embedder = Embedder()
-    products = [p for b in read_catalog(DATA / "catalog.parquet") for p in b.products]
+    products = [p for b in read_catalog(DATA / "catalog.parquet") for p in b.products][:limit]
     texts = [embedding_text(p) for p in products]
     started = time.perf_counter()
     vectors = embedder.encode(texts)
@@ -68,7 +70,7 @@ def bench_sample(workdir: Path, previous: str | None = None) -> None:
     backend.commit()
     store_s = time.perf_counter() - started
     n = len(products)
-    table(f"Indexing the ESCI sample ({n} real products, all-MiniLM-L6-v2, 2 threads)",
+    table(f"Indexing the ESCI sample ({n} real products, {embedder.model_id}, 2 threads)",
           ["stage", "seconds", "products/s", "share of total"],
           [["embed", f"{embed_s:.1f}", f"{n / embed_s:.0f}",
             f"{embed_s / (embed_s + store_s):.2f}"],
@@ -77,7 +79,7 @@ def bench_sample(workdir: Path, previous: str | None = None) -> None:
            ["total", f"{embed_s + store_s:.1f}", f"{n / (embed_s + store_s):.0f}", "1.00"]])
 
     queries = sorted(set(pq.read_table(DATA / "dev" / "eress.parquet")["query_string"]
-                         .to_pylist()))
+                         .to_pylist()))[:query_limit]
     # cache_size=0: every repetition runs every stage (the result cache would answer repeats).
     # embedding-cosine is the baseline; --previous DIR adds the previously shipped reranker.
     variants = [("embedding-cosine", "embedding-cosine", {"rerank": 1.0})]
@@ -93,7 +95,7 @@ def bench_sample(workdir: Path, previous: str | None = None) -> None:
                                   rerank=RerankConfig(combine=weights))
         pipeline.search(queries[0])  # warm-up
         stages: dict[str, list[float]] = defaultdict(list)
-        for _ in range(3):
+        for _ in range(repeats):
             for q in queries:
                 for stage, ms in pipeline.search(q).timings_ms.items():
                     stages[stage].append(ms)
@@ -107,7 +109,8 @@ def bench_sample(workdir: Path, previous: str | None = None) -> None:
                                                              "previous default")]
             rows.append([label, stage, f"{pct(stages[stage], 50):.2f}",
                          f"{pct(stages[stage], 95):.2f}", *ratios])
-    table(f"Query latency on the sample index ({len(queries)} DEV queries x 3; bm25/dense top-200,"
+    table(f"Query latency on the sample index ({len(queries)} DEV queries x {repeats}; "
+          "bm25/dense top-200,"
           f" rerank window 100; default = {RerankConfig().model}, combine "
           f"{RerankConfig().combine})",
           ["ranker", "stage", "p50 ms", "p95 ms", "p50 / cosine p50", "p50 / previous p50"],
@@ -129,7 +132,7 @@ def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def bench_synthetic(workdir: Path, n: int) -> None:
+def bench_synthetic(workdir: Path, n: int, queries: int = 200) -> None:
     rows, vectors, kinds = generate(n)
     products = as_products(rows)
     results = []
@@ -173,7 +176,7 @@ def bench_synthetic(workdir: Path, n: int) -> None:
     flat, hnsw = results[0][1], results[1][1]
     stages: dict[str, list[float]] = defaultdict(list)
     recalls = []
-    for _ in range(200):
+    for _ in range(queries):
         i = rng.randrange(n)
         query = f"{kinds[i]} {rng.choice(['', 'black', 'waterproof', '16 inch'])}".strip()
         noisy = vectors[i] + np.random.default_rng(i).normal(scale=0.02, size=vectors.shape[1])
@@ -195,7 +198,8 @@ def bench_synthetic(workdir: Path, n: int) -> None:
         flat.get([c.parent_asin for c in fused])
         stages["fetch candidates"].append((time.perf_counter() - t) * 1000)
     base = pct(stages["dense flat top-200"], 50)
-    table(f"Retrieval latency on the synthetic {n}-product index (200 queries); HNSW recall@200 vs "
+    table(f"Retrieval latency on the synthetic {n}-product index ({queries} queries); HNSW "
+          "recall@200 vs "
           f"exact = {np.mean(recalls):.3f}",
           ["stage", "p50 ms", "p95 ms", "p50 / flat dense p50"],
           [[s, f"{pct(v, 50):.2f}", f"{pct(v, 95):.2f}", f"{pct(v, 50) / base:.2f}"]
@@ -211,12 +215,14 @@ def main() -> None:
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--previous", help="the previously shipped reranker's directory, timed "
                                            "beside the default")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_sample:
-            bench_sample(Path(tmp), args.previous)
+            bench_sample(Path(tmp), args.previous, *((300, 3, 1) if args.smoke else ()))
         if not args.skip_synthetic:
-            bench_synthetic(Path(tmp), args.n)
+            bench_synthetic(Path(tmp), 2000 if args.smoke else args.n,
+                            10 if args.smoke else 200)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Reranker throughput on CPU against sentence-transformers, FLOP accounting, and budgets.
 
     python benchmarks/bench_rerank.py [--queries 50] [--candidates 200]
+    python benchmarks/bench_rerank.py --smoke      # 2 queries x 8 candidates: checks it runs
 
 Candidates: for each of the 50 DEV queries (data/esci-sample/dev), the top-200 fused BM25+dense
 candidates from an embedded index of the bundled 6,764-product catalog (built here if
@@ -50,7 +51,8 @@ def flops(tokens_per_batch: list[tuple[int, int]]) -> float:
     return total
 
 
-def build_candidates(index: str | None, n_queries: int, k: int, work: Path) -> Path:
+def build_candidates(index: str | None, n_queries: int, k: int, work: Path,
+                     catalog_rows: int | None = None) -> Path:
     from rex_search.backends.embedded import EmbeddedBackend
     from rex_search.catalog.prompt import product_text
     from rex_search.config import RetrievalConfig
@@ -61,8 +63,15 @@ def build_candidates(index: str | None, n_queries: int, k: int, work: Path) -> P
 
     embedder = Embedder()
     if index is None:
+        catalog = DATA / "catalog.parquet"
+        if catalog_rows is not None:  # smoke mode: a slice of the catalog
+            import pyarrow.parquet as pq
+
+            catalog = work / "slice.parquet"
+            pq.write_table(pq.read_table(DATA / "catalog.parquet").slice(0, catalog_rows),
+                           catalog)
         backend = EmbeddedBackend(work / "index", dim=embedder.dim, model_id=embedder.model_id)
-        index_catalog(DATA / "catalog.parquet", backend, embedder)
+        index_catalog(catalog, backend, embedder)
     else:
         backend = EmbeddedBackend(index)
     queries = read_judgments(DATA / "dev" / "eress.parquet")[:n_queries]
@@ -206,7 +215,11 @@ def main() -> None:
     parser.add_argument("--index", help="an existing embedded index of the sample catalog")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="2 queries x 8 candidates from a "
+                                                             "300-product slice: checks it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.queries, args.candidates = 2, 8
     threads = len(os.sched_getaffinity(0))
     if args.variant:
         work = Path(args.work)
@@ -215,7 +228,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        build_candidates(args.index, args.queries, args.candidates, work)
+        build_candidates(args.index, args.queries, args.candidates, work,
+                         300 if args.smoke else None)
         make_models(work)
         results = {}
         for variant in VARIANTS:
@@ -225,10 +239,12 @@ def main() -> None:
                 print(f"{variant} failed: {done.stderr[-1500:]}", file=sys.stderr)
                 continue
             results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
-        report(results, threads, work)
+        if len(results) < len(VARIANTS):
+            sys.exit(f"{len(VARIANTS) - len(results)} variant(s) failed (above)")
+        report(results, threads, work, 3 if args.smoke else None)
 
 
-def report(results: dict, threads: int, work: Path) -> None:
+def report(results: dict, threads: int, work: Path, budget_queries: int | None) -> None:
     from rex_search.rerank.export import spearman
 
     peak_measured = measured_peak(threads)
@@ -258,10 +274,10 @@ def report(results: dict, threads: int, work: Path) -> None:
               f"{np.percentile(r['latencies'], 95) * 1000:7.0f} {r['peak_rss_mb']:7.0f} "
               f"{rho:8.4f} {diff:8.1e} {r['tokens']:8d} {achieved / 1e9:8.1f} "
               f"{achieved / peak_measured * 100:6.1f} {achieved / peak_nominal * 100:5.1f}")
-    budgets(results, work)
+    budgets(work, budget_queries)
 
 
-def budgets(results: dict, work: Path) -> None:
+def budgets(work: Path, query_limit: int | None) -> None:
     """DEV rerank mode (judged candidates in fused order) at latency budgets, ONNX fp32."""
     from rex_search.catalog.schema import Product
     from rex_search.evaluate.judgments import read_judgments
@@ -271,7 +287,7 @@ def budgets(results: dict, work: Path) -> None:
     from rex_search.rerank.cross_encoder import OnnxCrossEncoder
     from rex_search.rerank.deadline import score_within_budget
 
-    queries = read_judgments(DATA / "dev" / "eress.parquet")
+    queries = read_judgments(DATA / "dev" / "eress.parquet")[:query_limit]
     fused = FusedRanker(CachedEmbedder(Embedder()))
     scorer = OnnxCrossEncoder(str(work / "ce-onnx"), cache_entries=0)
     print("\nDEV rerank mode, judged candidates in fused order, reranked best-first in batches "
@@ -288,7 +304,7 @@ def budgets(results: dict, work: Path) -> None:
                                 description=q.docs[i].description) for i in order]
             started = time.perf_counter()
             deadline = None if budget is None else started + budget / 1000
-            scores, _ = score_within_budget(scorer, q.query, products, None, deadline, 8)
+            scores, _ = score_within_budget(scorer, q.query, products, deadline, 8)
             times.append((time.perf_counter() - started) * 1000)
             head = sorted(range(len(scores)), key=lambda i: -scores[i])
             final = head + list(range(len(scores), len(products)))

@@ -100,7 +100,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-install", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="one run, no install: checks it "
+                                                             "runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.runs, args.no_install = 1, True
     print(f"CPU: {cpu()}; Python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as work:
         index = Path(work) / "index"

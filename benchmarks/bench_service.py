@@ -81,13 +81,18 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--smoke", action="store_true", help="tiny index, short load: checks "
+                                                             "it runs")
     args = parser.parse_args()
+    pattern = r"(?i)laptop bag" if args.smoke else r"(?i)shoe|bag|laptop|charger|case"
+    if args.smoke:
+        args.seconds = 0.5
     data = Path(__file__).resolve().parents[1] / "data" / "esci-sample"
     queries = sorted(set(pq.read_table(data / "dev" / "eress.parquet")["query_string"]
                          .to_pylist()))
     with tempfile.TemporaryDirectory() as tmp:
         table = pq.read_table(data / "catalog.parquet")
-        keep = pc.match_substring_regex(table["title"], r"(?i)shoe|bag|laptop|charger|case")
+        keep = pc.match_substring_regex(table["title"], pattern)
         pq.write_table(table.filter(keep), Path(tmp) / "c.parquet")
         embedder = Embedder()
         backend = EmbeddedBackend(Path(tmp) / "i", dim=embedder.dim, model_id=embedder.model_id)

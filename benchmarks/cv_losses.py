@@ -3,6 +3,7 @@
     python benchmarks/cv_losses.py [--folds 5] [--epochs 1] [--layers 6]
     python benchmarks/cv_losses.py --pretrained 'runs/synth-{loss}' [--epochs 1]
     python benchmarks/cv_losses.py --model DIR
+    python benchmarks/cv_losses.py --smoke    # 6 queries, 2 folds, 1 layer, one loss: seconds
 
 Same base, same budget (epochs, batch, token budget, learning rates, seed) for every loss;
 each fold trains on 4/5 of the queries and scores the judged candidates of the held-out 1/5.
@@ -95,8 +96,12 @@ def main() -> None:
     parser.add_argument("--runtime", default="auto", help="for --model: auto, torch, onnx, "
                                                              "onnx-int8")
     parser.add_argument("--json", type=Path, help="also write the report here (model cards)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it runs")
     args = parser.parse_args()
     queries = read_judgments(DEV)
+    if args.smoke:
+        queries = queries[:6]
+        args.folds, args.layers, args.max_tokens, args.losses = 2, 1, 32, "distributional"
     if args.model:
         from rex_search.indexer.embed import Embedder
         from rex_search.rerank.base import load_reranker

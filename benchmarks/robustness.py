@@ -135,6 +135,7 @@ def main() -> None:
                         help="synthetic queries per LCO model (default recipe: 2400)")
     parser.add_argument("--lco-real-queries", type=int, default=200)
     parser.add_argument("--json", type=Path, help="also write the table here")
+    parser.add_argument("--smoke", action="store_true", help="3 queries: checks it runs")
     args = parser.parse_args()
     from rex_search.indexer.embed import Embedder
     from rex_search.rerank.base import load_reranker
@@ -144,7 +145,7 @@ def main() -> None:
                if args.combine else dict(config.rerank.combine))
     embedder = CachedEmbedder(Embedder(config.index.embedding_model))
     reranker = load_reranker(args.model or config.rerank.model, embedder, runtime=args.runtime)
-    queries = read_judgments(DEV)
+    queries = read_judgments(DEV)[:3] if args.smoke else read_judgments(DEV)
     print(f"reranker {reranker.name}; default = combine {weights}", flush=True)
     rows = [row(name, evaluate_variant(variant(queries, name), embedder, reranker, weights))
             for name in VARIANTS]

@@ -12,6 +12,10 @@ from typing import Any
 from rex_search.catalog.text import lone_surrogate_at
 
 _PRICE = re.compile(r"\d+(?:\.\d+)?")
+# Currency marks around a price: symbols and ISO codes, either side ("€12,50", "12.50 EUR").
+_CURRENCY = re.compile(r"^(?:[$€£¥₹]|usd|eur|gbp|cad|aud|chf|jpy|inr|us\$|c\$|a\$)\s*|"
+                       r"\s*(?:[$€£¥₹]|usd|eur|gbp|cad|aud|chf|jpy|inr)$")
+_GROUPED = re.compile(r"\d{1,3}(?:[.,' \u00a0\u202f]\d{3})+")  # 1,299 / 1.299.000 / 1 299
 _NO_PRICE = {"", "none", "null", "nan", "n/a", "-", "—"}
 MAX_PRICE = 10_000_000.0  # beyond this a "price" is a data error (1e308, inf), not a product
 _TRUE = {"true", "1", "yes", "y", "t", "in_stock", "instock"}
@@ -85,7 +89,7 @@ def price(value: Any, name: str = "price") -> float | None:
         text = value.strip().lower()
         if text in _NO_PRICE:
             return None
-        text = text.removeprefix("$").replace(",", "").strip()
+        text = _decimal_point(_CURRENCY.sub("", text).strip())
         if not _PRICE.fullmatch(text):
             raise BadField(name, f"expected a single price like '12.99', got {value!r}")
         price = float(text)
@@ -169,3 +173,16 @@ def boolean(raw: dict[str, Any], name: str) -> bool | None:
     if text in _FALSE:
         return False
     raise BadField(name, f"expected true/false, got {value!r}")
+
+
+def _decimal_point(text: str) -> str:
+    """A price string with "." as its only separator: "1.299,99" (European) and "1,299.99"
+    (US) both become "1299.99"; "12,50" is 12.50 (two decimals after a lone comma) while
+    "1,299" is 1299 (a lone separator before exactly three digits groups thousands)."""
+    if "," in text and "." in text:  # the later one is the decimal point
+        thousands = "." if text.rfind(",") > text.rfind(".") else ","
+        text = text.replace(thousands, "")
+    elif _GROUPED.fullmatch(text) and not re.fullmatch(r"\d+\.\d{3}", text):
+        return re.sub(r"[.,' \u00a0\u202f]", "", text)
+    head, separator, tail = re.sub(r"[' \u00a0\u202f]", "", text).rpartition(",")
+    return f"{head}.{tail}" if separator and len(tail) in (1, 2) else text.replace(",", "")

@@ -9,18 +9,48 @@ from __future__ import annotations
 
 import html
 import re
+from html.parser import HTMLParser
 
-# A tag starts with a letter, "/" or "!" right after "<" ("3 < 5" is text, not markup); bounded
-# length, so a stray "<" cannot make the scan quadratic.
-_TAG = re.compile(r"</?[A-Za-z!][^<>]{0,500}>")
 _SPACE = re.compile(r"\s+")
+# Elements whose content is code or metadata, never words a shopper reads.
+_HIDDEN = frozenset({"style", "script", "noscript", "template", "head", "title"})
+# Cheap pre-check: text with no tag-like "<x", "</", "<!" is returned without parsing.
+_MAYBE_TAG = re.compile(r"<[A-Za-z!/?]")
+
+
+class _Words(HTMLParser):
+    """The standard library's HTML tokenizer (quoted attributes may hold ``>``; entities are
+    decoded): keeps text outside hidden elements, one space per tag boundary."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HIDDEN:
+            self._hidden += 1
+        self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN and self._hidden:
+            self._hidden -= 1
+        self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
 
 
 def plain_text(text: str) -> str:
-    """``"<p>Soft &amp; warm</p><li>Wool</li>"`` -> ``"Soft & warm Wool"``."""
-    if "<" in text:
-        text = _TAG.sub(" ", text)
-    if "&" in text:
+    """``"<p>Soft &amp; warm</p><li>Wool</li>"`` -> ``"Soft & warm Wool"``; the contents of
+    ``<style>`` and ``<script>`` are dropped, ``"3 < 5"`` stays text."""
+    if _MAYBE_TAG.search(text):
+        parser = _Words()
+        parser.feed(text)
+        parser.close()
+        text = "".join(parser.parts)
+    elif "&" in text:
         text = html.unescape(text)
     return _SPACE.sub(" ", text).strip()
 

@@ -106,6 +106,22 @@ def test_csv_with_lists_as_json_and_bad_price(tmp_path: Path):
     assert [(r.row, r.parent_asin, r.field) for r in rejected] == [(2, "A2", "price")]
 
 
+def test_european_and_currency_marked_prices_are_read_not_rejected(tmp_path: Path):
+    path = tmp_path / "c.csv"
+    path.write_text("parent_asin,title,price\n"
+                    "A1,Mug,\"€12,50\"\n"
+                    "A2,Sofa,\"1.299,99 €\"\n"
+                    "A3,Lamp,\"$1,299.99\"\n"
+                    "A4,Pen,£3\n"
+                    "A5,Desk,\"1 049,00 EUR\"\n"
+                    "A6,Chair,\"1,299\"\n")
+    products, rejected = read_all(path)
+    assert [(p.parent_asin, p.price) for p in products] == [
+        ("A1", 12.5), ("A2", 1299.99), ("A3", 1299.99), ("A4", 3.0), ("A5", 1049.0),
+        ("A6", 1299.0)]
+    assert rejected == []
+
+
 def test_jsonl_line_that_is_not_json_is_rejected_not_fatal(tmp_path: Path):
     path = tmp_path / "c.jsonl"
     path.write_text('{"parent_asin": "A1", "title": "x"}\nnot json\n[1]\n')

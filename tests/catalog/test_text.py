@@ -18,3 +18,13 @@ def test_model_and_embedder_see_the_same_words_whatever_the_markup():
                      description="<p>Soft and warm.</p>\n<p><b>Machine</b> washable.</p>")
     assert product_text(marked) == product_text(clean)
     assert embedding_text(marked) == embedding_text(clean)
+
+
+def test_style_and_script_contents_are_not_words():
+    assert plain_text('<style>.a{color:red}</style><p>Soft <b>cotton</b></p>'
+                      '<script>var x=1</script>') == "Soft cotton"
+
+
+def test_a_quoted_attribute_holding_a_bracket_does_not_break_the_text():
+    assert plain_text('<p title="a > b" data-x=\'<i>\'>Hi</p>there') == "Hi there"
+    assert plain_text("<!-- a > b -->Mug<br/>12 oz") == "Mug 12 oz"

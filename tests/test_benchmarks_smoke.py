@@ -1,0 +1,30 @@
+"""Every script under benchmarks/ runs in its smoke mode (tiny sizes, seconds), so a changed
+signature fails here and not in a user's hands. Scripts are found, not listed: a new script
+without ``--smoke`` fails this test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+SCRIPTS = sorted(p for p in (REPO / "benchmarks").glob("*.py")
+                 if 'if __name__ == "__main__"' in p.read_text())
+
+
+def test_the_benchmarks_are_found():
+    assert {p.name for p in SCRIPTS} >= {"bench_pipeline.py", "bench_rerank.py",
+                                         "robustness.py", "embedders.py"}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_the_benchmark_runs_in_smoke_mode(script: Path):
+    done = subprocess.run([sys.executable, str(script), "--smoke"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout[-1500:], done.stderr[-3000:])
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert len(done.stdout.strip().splitlines()) >= 3  # it printed a table
