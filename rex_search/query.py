@@ -85,6 +85,7 @@ class ParsedQuery:
     min_price: float | None = None
     max_price: float | None = None
     ignored_negations: tuple[str, ...] = ()  # negated words that are not known brands
+    corrected_brands: tuple[tuple[str, str], ...] = ()  # (as typed, brand excluded)
     notes: tuple[str, ...] = field(default=())
 
     def constraints(self) -> dict[str, object]:
@@ -94,6 +95,7 @@ class ParsedQuery:
             "ad_free": self.ad_free, "sizes": [f"{s.value:g} {s.unit}" for s in self.sizes],
             "min_price": self.min_price, "max_price": self.max_price,
             "ignored_negations": list(self.ignored_negations),
+            "corrected_brands": [f"{typed} -> {brand}" for typed, brand in self.corrected_brands],
         }.items() if v not in (None, False, [], ())}
 
 
@@ -130,6 +132,20 @@ class KnownBrands:
             return None
         family = self.families.get(key) or self.families.get(brand_family(key))
         return set(family) if family else None
+
+    def near(self, phrase: str) -> str | None:
+        """The one brand family a misspelt single word names ("skechrs" -> "skechers"): edit
+        distance 1 for words of 5-7 letters, 2 from 8 on; None when no family or more than one
+        is that close (an exclusion is only guessed when the guess is unambiguous)."""
+        key = brand_key(phrase)
+        if len(key) < 5 or key in _STOPWORDS:
+            return None
+        limit = 1 if len(key) < 8 else 2
+        close = {family for family in self.families
+                 if abs(len(family) - len(key)) <= limit and len(family) >= 4
+                 and key not in (family + "s", family + "es")  # "no apples" is fruit
+                 and _edit_distance(key, family, limit) <= limit}
+        return close.pop() if len(close) == 1 else None
 
     def name(self, phrase: str) -> str:
         keys = self.lookup(phrase) or set()
@@ -197,7 +213,7 @@ def parse_query(raw: str, brands: KnownBrands | None = None,
         exclude_brand_keys=tuple(sorted(found.exclude_keys)),
         brands=named, brand_keys=named_keys, non_branded=non_branded, ad_free=ad_free,
         sizes=sizes, min_price=min_price, max_price=max_price,
-        ignored_negations=tuple(found.ignored),
+        ignored_negations=tuple(found.ignored), corrected_brands=tuple(found.corrected),
     )
 
 
@@ -206,6 +222,7 @@ class _Negations:
     exclude: list[str] = field(default_factory=list)  # display names of excluded brands
     exclude_keys: set[str] = field(default_factory=set)
     ignored: list[str] = field(default_factory=list)  # negated words that name no brand
+    corrected: list[tuple[str, str]] = field(default_factory=list)  # misspelt brands read
 
 
 def _take_negations(text: str, brands: KnownBrands, found: _Negations) -> str:
@@ -223,6 +240,12 @@ def _take_negations(text: str, brands: KnownBrands, found: _Negations) -> str:
                 found.exclude_keys.update(keys)
                 matched = n
                 break
+        if matched == 0 and words and (family := brands.near(words[0])) is not None:
+            keys = brands.lookup(family) or set()
+            found.exclude.append(brands.name(family))
+            found.exclude_keys.update(keys)
+            found.corrected.append((words[0], brands.name(family)))
+            matched = 1
         if matched == 0:
             matched = 1 if words else 0
             if words:
@@ -280,3 +303,17 @@ def _size(m: re.Match[str]) -> Size | None:
     unit = _UNIT_OF.get(unit_text, unit_text)
     words = {"in": "inch", "ft": "foot", "lb": "pound", "oz": "ounce"}
     return Size(value, unit, f"{number} {words.get(unit, unit)}")
+
+
+def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance, or ``limit + 1`` as soon as it must exceed ``limit``."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (ca != cb)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]

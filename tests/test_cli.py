@@ -38,6 +38,22 @@ def test_query_prints_a_table_and_json(small_index_dir: Path):
     assert "timings (ms):" in explained.output
 
 
+def test_the_default_output_says_how_a_negation_was_read(small_index_dir: Path):
+    runner = CliRunner()
+    typo = runner.invoke(cli, ["query", "running shoes no skechrs", "--index",
+                               str(small_index_dir), "-n", "10", "--reranker",
+                               "embedding-cosine"])
+    assert typo.exit_code == 0, typo.output
+    assert "note: 'skechrs' read as the brand Skechers: excluded" in typo.output
+    assert "Skechers" not in "\n".join(line for line in typo.output.splitlines()
+                                       if line[:3].strip().isdigit())
+    laces = runner.invoke(cli, ["query", "running shoes no laces", "--index",
+                                str(small_index_dir), "-n", "3", "--reranker",
+                                "embedding-cosine"])
+    assert ("note: 'laces' after a negation is not a brand in this catalog: ignored, nothing "
+            "excluded") in laces.output
+
+
 def test_info_describes_the_index(small_index_dir: Path):
     result = CliRunner().invoke(cli, ["info", "--index", str(small_index_dir), "--json"])
     assert result.exit_code == 0

@@ -179,6 +179,13 @@ def format_result(result: SearchResult, explain: bool) -> str:
                      f"{_printable(hit.title)[:70]}")
         if explain:
             lines.extend("       " + line for line in _explain(hit))
+    # Said by default: a negation that excluded nothing, or that was read as another spelling.
+    for typed_as in result.constraints.get("corrected_brands", []):  # type: ignore[attr-defined]
+        typed, brand = str(typed_as).split(" -> ", 1)
+        lines.append(f"note: '{_printable(typed)}' read as the brand {brand}: excluded")
+    for word in result.constraints.get("ignored_negations", []):  # type: ignore[attr-defined]
+        lines.append(f"note: '{_printable(str(word))}' after a negation is not a brand in this "
+                     "catalog: ignored, nothing excluded")
     if explain and result.constraints:
         lines.append("understood: " + "; ".join(f"{k}={v}"
                                                 for k, v in result.constraints.items()))

@@ -54,6 +54,15 @@ CASES = [
     ("gap between teeth filler", "gap between teeth filler", {"brands": ["Gap"]}),
     ("cast iron skillet", "cast iron skillet", {}),
     ("usb c charger", "usb c charger", {}),
+    # A misspelt negated brand is excluded when exactly one brand is that close, and said so.
+    ("headphones no sonyy", "headphones", {"exclude_brands": ["Sony"],
+                                           "corrected_brands": ["sonyy -> Sony"]}),
+    ("phone case without samsng", "phone case", {"exclude_brands": ["Samsung"],
+                                                 "corrected_brands": ["samsng -> Samsung"]}),
+    # Traps: a plural is a word, not a misspelt brand; short words are never guessed.
+    ("fruit basket no apples", "fruit basket", {"ignored_negations": ["apples"]}),
+    ("shoes no nikes", "shoes", {"ignored_negations": ["nikes"]}),
+    ("cable not hq", "cable", {"ignored_negations": ["hq"]}),
 ]
 
 
