@@ -19,6 +19,7 @@ Example ``rex-search.toml``::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import typing
@@ -104,6 +105,11 @@ _CLASSES = {"index": IndexConfig, "retrieval": RetrievalConfig, "rerank": Rerank
 _AT_LEAST_ONE = {"window", "max_tokens", "batch_size", "deadline_batch", "per_brand",
                  "diversity_window", "rrf_k"}
 _FRACTIONS = {"mmr_lambda"}
+# Upper bounds where a huge value is a mistake that would exhaust memory or abort the process
+# (bm25_k = 100000000000 once did): candidates per source and reranked, tokens per input.
+_AT_MOST = {"bm25_k": 10_000, "dense_k": 10_000, "window": 10_000, "max_tokens": 512,
+            "batch_size": 100_000, "deadline_batch": 10_000, "rrf_k": 1_000_000,
+            "diversity_window": 10_000, "per_brand": 10_000}
 
 
 def _check(section: str, key: str, value: Any, hint: Any, source: str) -> Any:
@@ -126,8 +132,10 @@ def _check(section: str, key: str, value: Any, hint: Any, source: str) -> Any:
             raise ConfigError(f"{where} must be {'an integer' if hint is int else 'a number'}, "
                               f"got {value!r}")
         low = 1 if key in _AT_LEAST_ONE else 0
-        if value < low or (key in _FRACTIONS and value > 1):
-            bounds = "in [0, 1]" if key in _FRACTIONS else f">= {low}"
+        high = 1 if key in _FRACTIONS else _AT_MOST.get(key.split(".")[-1], math.inf)
+        if not math.isfinite(value) or not low <= value <= high:
+            bounds = (f"in [{low}, {high}]" if math.isfinite(high) else f">= {low}") + \
+                " (a finite number)"
             raise ConfigError(f"{where} must be {bounds}, got {value!r}")
         return value
     if hint is str:

@@ -14,6 +14,10 @@ from rex_search.catalog.fields import BadField, boolean, integer, price, require
 from rex_search.catalog.rows import RejectedRow, parse_rows, read_rows
 from rex_search.catalog.schema import StockRecord
 
+# Beyond this a quantity is a data error (1e300, 99999999999999999999999), not stock: the
+# records store holds 64-bit integers, and such a value once failed the whole feed.
+MAX_QUANTITY = 1_000_000_000
+
 
 def read_inventory(path: str | Path) -> tuple[list[StockRecord], list[RejectedRow]]:
     """All valid stock records and the rejected rows (row number, id, field, reason)."""
@@ -28,7 +32,7 @@ def read_inventory(path: str | Path) -> tuple[list[StockRecord], list[RejectedRo
 def parse_stock(row: dict[str, Any]) -> StockRecord:
     """One feed row; ``in_stock`` may be left out when a quantity says it."""
     asin = required_text(row, "parent_asin")
-    quantity = integer(row, "quantity", 0)
+    quantity = integer(row, "quantity", 0, MAX_QUANTITY)
     in_stock = boolean(row, "in_stock")
     if in_stock is None:
         if quantity is None:

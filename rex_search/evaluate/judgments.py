@@ -10,10 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rex_search.catalog.fields import BadField, number, required_number, required_text
+from rex_search.catalog.fields import (
+    BadField,
+    number,
+    required_number,
+    required_text,
+    valid_unicode,
+)
 from rex_search.catalog.rows import parse_rows, read_rows
 from rex_search.catalog.schema import Product
 from rex_search.errors import CatalogError
+from rex_search.query import MAX_QUERY_CHARS
 
 QUERY_COLUMNS = ("query_string", "query")
 
@@ -43,11 +50,18 @@ def read_judgments(path: str | Path) -> list[QueryJudgments]:
     path = Path(path)
     groups: dict[str, tuple[str, list[JudgedDoc]]] = {}
     errors: list[str] = []
+    seen: set[tuple[str, str]] = set()
     required: list[str | tuple[str, ...]] = [QUERY_COLUMNS, "parent_asin", "relevance_score"]
     for parsed, rejected in parse_rows(read_rows(path, required, "judgments"), _parse):
         errors += [f"row {r.row}: {r.field}: {r.reason}" for r in rejected]
         for key, query, doc in parsed:
-            groups.setdefault(key, (query, []))[1].append(doc)
+            docs = groups.setdefault(key, (query, []))[1]
+            if (key, doc.parent_asin) in seen:
+                errors.append(f"query {query!r}: parent_asin {doc.parent_asin} is judged twice "
+                              "(one grade per query and product)")
+                continue
+            seen.add((key, doc.parent_asin))
+            docs.append(doc)
     if errors:
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
         raise CatalogError(f"{path.name}: {len(errors)} invalid judgment row(s): "
@@ -64,11 +78,15 @@ def _parse(row: dict[str, Any]) -> tuple[str, str, JudgedDoc]:
     asin = required_text(row, "parent_asin")
     relevance = required_number(row, "relevance_score", 0.0, 1.0)
     variance = _variance(row)
+    if len(query) > MAX_QUERY_CHARS:  # as a search refuses it: an eval must not hang on it
+        raise BadField(query_col, f"expected a query of at most {MAX_QUERY_CHARS} characters, "
+                                  f"got {len(query)}")
     title = row.get("title") or ""
     description = row.get("description") or ""
     if isinstance(description, list):
         description = "\n".join(str(d) for d in description)
-    doc = JudgedDoc(asin, str(title), str(description), relevance, variance)
+    doc = JudgedDoc(asin, valid_unicode("title", str(title)),
+                    valid_unicode("description", str(description)), relevance, variance)
     return str(row.get("query_id") or query), query, doc
 
 

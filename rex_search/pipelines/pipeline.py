@@ -141,6 +141,9 @@ class SearchPipeline:
         check_query(query)
         if page < 1 or size < 1:
             raise QueryError(f"page and size must be >= 1, got page={page}, size={size}")
+        if budget_ms is not None and not 0 < budget_ms <= 600_000:  # NaN fails this too
+            raise QueryError(f"budget_ms must be a number of milliseconds in (0, 600000], got "
+                             f"{budget_ms!r}")
         started = time.perf_counter() if started is None else started
         key = (" ".join(query.split()).lower(), filters, self.reranker.name if rerank else None,
                budget_ms, self.backend.generation(), interpret)

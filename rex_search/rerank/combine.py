@@ -14,6 +14,7 @@ on ``rerank`` the reranker's own score is used unnormalised: no combination at a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -35,9 +36,10 @@ def check_weights(weights: Mapping[str, float]) -> dict[str, float]:
         raise ConfigError(f"[rerank] combine: unknown signal(s) {', '.join(unknown)}; "
                           f"valid: {', '.join(SIGNALS)}")
     bad = {k: v for k, v in weights.items()
-           if not isinstance(v, int | float) or isinstance(v, bool) or v < 0}
+           if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v)
+           or v < 0}
     if bad:
-        raise ConfigError(f"[rerank] combine: weights must be numbers >= 0, got {bad}")
+        raise ConfigError(f"[rerank] combine: weights must be finite numbers >= 0, got {bad}")
     total = float(sum(weights.values()))
     if total <= 0:
         raise ConfigError("[rerank] combine: at least one weight must be > 0, e.g. "

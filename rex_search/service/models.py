@@ -33,6 +33,7 @@ from rex_search.results import SearchResult
 from rex_search.service.limits import Limits
 
 Number = StrictFloat  # strict: ints are numbers, strings and booleans are not
+MAX_BUDGET_MS = 600_000.0  # ten minutes: beyond it a budget is a mistake (Infinity)
 
 
 DEFAULTS = Limits()  # what the OpenAPI document shows; an operator's limits come per request
@@ -97,7 +98,8 @@ class SearchRequest(BaseModel):
     query: Query
     page: StrictInt = Field(1, ge=1, le=10_000)
     size: StrictInt = Field(10, ge=1, json_schema_extra={"maximum": DEFAULTS.max_page_size})
-    budget_ms: Number | None = Field(None, gt=0, description="latency budget, queueing included")
+    budget_ms: Number | None = Field(None, gt=0, le=MAX_BUDGET_MS, allow_inf_nan=False,
+                                     description="latency budget, queueing included")
     filters: FilterFields | None = None
     rerank: StrictBool = Field(True, description="false: retrieval order, for comparison")
     facets: FacetFields | None = None

@@ -25,6 +25,16 @@ def test_a_bad_jsonl_line_is_one_rejected_row(tmp_path: Path):
     assert "not a JSON object" in rejected[0].reason
 
 
+def test_an_absurd_quantity_is_one_rejected_row_and_the_rest_of_the_feed_applies(
+        tmp_path: Path):
+    feed = tmp_path / "stock.csv"
+    feed.write_text("parent_asin,quantity\nA1,1e300\nA2,99999999999999999999999\nA3,5\n")
+    records, rejected = read_inventory(feed)
+    assert [(r.parent_asin, r.quantity) for r in records] == [("A3", 5)]
+    assert [(r.row, r.field) for r in rejected] == [(1, "quantity"), (2, "quantity")]
+    assert "expected a number between 0 and 1e+09" in rejected[0].reason
+
+
 @pytest.mark.parametrize(("price", "expected"), [("12.50", 12.5), ('"$1,299.00"', 1299.0),
                                                  ("nan", None), ("", None)])
 def test_prices_parse_as_in_a_catalog(tmp_path: Path, price: str, expected: float | None):

@@ -55,6 +55,21 @@ def test_amazebay_columns_and_bad_rows_name_row_and_column(tmp_path: Path):
         read_judgments(missing)
 
 
+def test_judgments_that_would_crash_or_hang_an_evaluation_are_refused(tmp_path: Path):
+    rows = [{"query": "mug", "parent_asin": "A", "title": "Mug\ud800", "relevance_score": 1},
+            {"query": "cup", "parent_asin": "B", "title": "Cup", "relevance_score": 1},
+            {"query": "cup", "parent_asin": "B", "title": "Cup", "relevance_score": 0},
+            {"query": "x" * 600, "parent_asin": "C", "title": "C", "relevance_score": 1}]
+    path = tmp_path / "j.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(CatalogError) as error:
+        read_judgments(path)
+    message = str(error.value)
+    assert "row 1: title: not valid Unicode text" in message
+    assert "query 'cup': parent_asin B is judged twice" in message
+    assert "row 4: query: expected a query of at most 512 characters, got 600" in message
+
+
 def test_oracle_is_perfect_and_random_is_deterministic():
     queries = read_judgments(DEV_JUDGMENTS)[:10]
     metrics = [parse_metric("ndcg@5"), parse_metric("ndcg@10")]

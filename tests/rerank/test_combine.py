@@ -32,9 +32,12 @@ def test_constant_signal_counts_fully_for_everyone():
 @pytest.mark.parametrize(("weights", "message", "in_config"), [
     ({"rerank": 1, "price": 1}, "unknown signal(s) price; valid: rerank, dense, bm25, fused",
      "unknown signal(s) price"),
-    ({"rerank": -1}, "weights must be numbers >= 0", "[rerank] combine.rerank must be >= 0"),
+    ({"rerank": -1}, "weights must be finite numbers >= 0",
+     "[rerank] combine.rerank must be >= 0"),
+    ({"rerank": float("nan")}, "weights must be finite numbers >= 0",
+     "[rerank] combine.rerank must be >= 0 (a finite number), got nan"),
     ({"rerank": 0}, "at least one weight must be > 0", "at least one weight must be > 0"),
-    ({"rerank": "high"}, "weights must be numbers >= 0",
+    ({"rerank": "high"}, "weights must be finite numbers >= 0",
      "[rerank] combine.rerank must be a number"),
 ])
 def test_bad_weights_are_config_errors(weights, message, in_config):
