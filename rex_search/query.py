@@ -96,6 +96,7 @@ class ParsedQuery:
             "min_price": self.min_price, "max_price": self.max_price,
             "ignored_negations": list(self.ignored_negations),
             "corrected_brands": [f"{typed} -> {brand}" for typed, brand in self.corrected_brands],
+            "notes": list(self.notes),
         }.items() if v not in (None, False, [], ())}
 
 
@@ -193,6 +194,12 @@ def parse_query(raw: str, brands: KnownBrands | None = None,
     if m := _MIN_PRICE.search(text):
         min_price = _number(m.group(1))
         text = text.replace(m.group(0), " ")
+    notes: tuple[str, ...] = ()
+    if min_price is not None and max_price is not None and min_price > max_price:
+        # "over $30 under $20" asks for nothing: keep the ceiling (what a shopper can spend)
+        notes = (f"ignored the minimum price ${min_price:g}: it is above the maximum "
+                 f"${max_price:g}",)
+        min_price = None
 
     text = _take_negations(text, brands, found)
 
@@ -214,6 +221,7 @@ def parse_query(raw: str, brands: KnownBrands | None = None,
         brands=named, brand_keys=named_keys, non_branded=non_branded, ad_free=ad_free,
         sizes=sizes, min_price=min_price, max_price=max_price,
         ignored_negations=tuple(found.ignored), corrected_brands=tuple(found.corrected),
+        notes=notes,
     )
 
 

@@ -347,3 +347,14 @@ def test_serve_opens_its_port_while_loading(small_index_dir):
     # The start-up lines name the address, then the index, models and runtime.
     assert f"serving http://127.0.0.1:{port}" in stderr
     assert "reranker rex-reranker-minilm" in stderr and "bge-small-en-v1.5 on onnx" in stderr
+
+
+def test_contradictory_prices_in_the_query_are_answered_not_a_500(url):
+    response = httpx.post(f"{url}/search", json={"query": "shoes over $30 under $20"})
+    assert response.status_code == 200, response.text
+    understood = response.json()["constraints"]
+    assert understood["max_price"] == 20.0 and "min_price" not in understood
+    assert understood["notes"] == ["ignored the minimum price $30: it is above the maximum $20"]
+    explicit = httpx.post(f"{url}/search", json={"query": "shoes under $20",
+                                                 "filters": {"min_price": 50}})
+    assert explicit.status_code == 200, explicit.text

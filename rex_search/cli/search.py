@@ -183,6 +183,8 @@ def format_result(result: SearchResult, explain: bool) -> str:
     for typed_as in result.constraints.get("corrected_brands", []):  # type: ignore[attr-defined]
         typed, brand = str(typed_as).split(" -> ", 1)
         lines.append(f"note: '{_printable(typed)}' read as the brand {brand}: excluded")
+    for note in result.constraints.get("notes", []):  # type: ignore[attr-defined]
+        lines.append(f"note: {note}")
     for word in result.constraints.get("ignored_negations", []):  # type: ignore[attr-defined]
         lines.append(f"note: '{_printable(str(word))}' after a negation is not a brand in this "
                      "catalog: ignored, nothing excluded")

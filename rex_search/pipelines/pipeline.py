@@ -282,12 +282,14 @@ class SearchPipeline:
                 in_stock = True
             else:
                 drop_out = True
+        low = filters.min_price if filters.min_price is not None else parsed.min_price
+        high = filters.max_price if filters.max_price is not None else parsed.max_price
+        if low is not None and high is not None and low > high:
+            # The caller's explicit filter wins over a bound read from the query's words.
+            low, high = (low, None) if filters.max_price is None else (None, high)
         return dataclasses.replace(
             filters, brands=brands, exclude_brands=exclude, in_stock=in_stock,
-            exclude_out_of_stock=drop_out,
-            min_price=filters.min_price if filters.min_price is not None else parsed.min_price,
-            max_price=filters.max_price if filters.max_price is not None else parsed.max_price,
-        )
+            exclude_out_of_stock=drop_out, min_price=low, max_price=high)
 
 
 def _hit(rank: int, r: Ranked) -> Hit:

@@ -63,6 +63,9 @@ CASES = [
     ("fruit basket no apples", "fruit basket", {"ignored_negations": ["apples"]}),
     ("shoes no nikes", "shoes", {"ignored_negations": ["nikes"]}),
     ("cable not hq", "cable", {"ignored_negations": ["hq"]}),
+    # Contradictory prices: the ceiling is kept and the dropped floor said.
+    ("shoes over $30 under $20", "shoes", {"max_price": 20.0, "notes": [
+        "ignored the minimum price $30: it is above the maximum $20"]}),
 ]
 
 
