@@ -32,21 +32,26 @@ GENERIC_BRANDS = frozenset({"generic", "unbranded", "nobrand", "unknown", "na", 
                             "nonbranded", "noname"})
 
 _NEGATION = re.compile(
-    r"(?:^|\s)(?:-(?=\w)|(?:no|not|without|except|excluding|exclude|minus|non|other\s+than|"
-    r"but\s+not|anything\s+but|anything\s+except)\s+)", re.I)
+    r"(?:^|\s)(?:-(?=\w)|(?:no|not|without|w/o|except|excluding|exclude|minus|non|"
+    r"other\s+than|but\s+not|anything\s+but|anything\s+except|neither|nor)\s+)", re.I)
+# "not nike or adidas", "no nike, adidas or puma", "neither nike nor puma": every brand of the
+# list is excluded (a list after a negation is read as one negated list).
+_LIST_JOINER = re.compile(r"^\s*(?:,\s*(?:or\s+|nor\s+|and\s+)?|or\s+|nor\s+|/\s*)", re.I)
 _NON_BRANDED = re.compile(
     r"\b(?:non[-\s]?branded|un[-\s]?branded|generic|no[-\s]?brand|no[-\s]name|off[-\s]brand|"
     r"white[-\s]label)\b", re.I)
 _AD_FREE = re.compile(r"\b(?:no\s+ads|without\s+ads|ad[-\s]?free|no\s+advertis\w*)\b", re.I)
-_NUM = r"\$?\s*(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?!\d|[.,]\d)"
+_NUM = r"(?:[$£€]|us\$)?\s*(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?!\d|[.,]\d)"
+# A currency word after the number. Not "pounds": that is a weight ("dumbbell 50 pounds").
+_CURRENCY_WORD = r"(?:dollars?|usd|bucks|euros?|eur|gbp|quid)"
 _MAX_PRICE = re.compile(
     r"\b(?:under|below|less\s+than|cheaper\s+than|max(?:imum)?|up\s+to|at\s+most|<)\s*"
-    + _NUM + r"\s*(?:dollars?|usd|bucks)?(?!\s*(?:inch|in\b|tb|gb|oz|lb|ft|cm|mm))", re.I)
+    + _NUM + r"\s*" + _CURRENCY_WORD + r"?(?!\s*(?:inch|in\b|tb|gb|oz|lb|ft|cm|mm))", re.I)
 _MIN_PRICE = re.compile(
     r"\b(?:over|above|more\s+than|at\s+least|min(?:imum)?|>)\s*" + _NUM
-    + r"\s*(?:dollars?|usd|bucks)?(?!\s*(?:inch|in\b|tb|gb|oz|lb|ft|cm|mm))", re.I)
+    + r"\s*" + _CURRENCY_WORD + r"?(?!\s*(?:inch|in\b|tb|gb|oz|lb|ft|cm|mm))", re.I)
 _BETWEEN = re.compile(r"\bbetween\s*" + _NUM + r"\s*(?:and|-|to)\s*" + _NUM
-                      + r"\s*(?:dollars?|usd|bucks)?", re.I)
+                      + r"\s*" + _CURRENCY_WORD + "?", re.I)
 _UNITS = {
     "in": ("inches", "inch", "in", '"', "”", "''"), "ft": ("feet", "foot", "ft", "'"),
     "tb": ("tb", "terabyte", "terabytes"), "gb": ("gb", "gigabyte", "gigabytes"),
@@ -239,7 +244,7 @@ def _take_negations(text: str, brands: KnownBrands, found: _Negations) -> str:
     while m := _NEGATION.search(text, position):
         rest = text[m.end():]
         words = re.findall(r"[\w&'.+-]+", rest)[:4]
-        matched = 0
+        matched, excluded = 0, len(found.exclude)
         for n in range(min(4, len(words)), 0, -1):
             phrase = " ".join(words[:n])
             keys = brands.lookup(phrase)
@@ -259,9 +264,31 @@ def _take_negations(text: str, brands: KnownBrands, found: _Negations) -> str:
             if words:
                 found.ignored.append(words[0])
         span = _span_of_words(rest, matched)
+        if len(found.exclude) > excluded:  # this negation named a brand: a list may follow
+            span += _listed_brands(rest[span:], brands, found)
         text = text[: m.start()] + " " + rest[span:]
         position = m.start()
     return text
+
+
+def _listed_brands(text: str, brands: KnownBrands, found: _Negations) -> int:
+    """After a negated brand: the characters of "or adidas", ", puma", "nor nike" that follow,
+    each a known brand, added to the exclusions (a plain word ends the list)."""
+    taken = 0
+    while joiner := _LIST_JOINER.match(text[taken:]):
+        rest = text[taken + joiner.end():]
+        words = re.findall(r"[\w&'.+-]+", rest)[:3]
+        for n in range(len(words), 0, -1):
+            phrase = " ".join(words[:n])
+            keys = brands.lookup(phrase)
+            if keys and not (n == 1 and brand_key(phrase) in _STOPWORDS):
+                found.exclude.append(brands.name(phrase))
+                found.exclude_keys.update(keys)
+                taken += joiner.end() + _span_of_words(rest, n)
+                break
+        else:
+            return taken
+    return taken
 
 
 def _span_of_words(text: str, n: int) -> int:

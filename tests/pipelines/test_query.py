@@ -63,6 +63,20 @@ CASES = [
     ("fruit basket no apples", "fruit basket", {"ignored_negations": ["apples"]}),
     ("shoes no nikes", "shoes", {"ignored_negations": ["nikes"]}),
     ("cable not hq", "cable", {"ignored_negations": ["hq"]}),
+    # Negation forms and lists: every brand of a negated list is excluded.
+    ("shoes w/o nike", "shoes", {"exclude_brands": ["Nike"]}),
+    ("not nike or adidas running shoes", "running shoes", {"exclude_brands": ["Nike", "adidas"]}),
+    ("running shoes no nike, adidas or sony", "running shoes", {
+        "exclude_brands": ["Nike", "adidas", "Sony"]}),
+    ("neither nike nor adidas", "neither nike nor adidas", {"exclude_brands": ["Nike", "adidas"]}),
+    # Traps: a list ends at a word that is not a brand; "now" stays a word.
+    ("shoes no nike or blue ones", "shoes or blue ones", {"exclude_brands": ["Nike"]}),
+    ("no nike or now vitamins", "or now vitamins", {"exclude_brands": ["Nike"]}),
+    # Currencies: prices in the catalog's own currency, whatever the mark.
+    ("socks under £30", "socks", {"max_price": 30.0}),
+    ("tv under 500 euros", "tv", {"max_price": 500.0}),
+    ("bag between €20 and €40", "bag", {"min_price": 20.0, "max_price": 40.0}),
+    ("dumbbell 50 pounds", "dumbbell 50 pound", {"sizes": ["50 lb"]}),  # a weight, not £
     # Contradictory prices: the ceiling is kept and the dropped floor said.
     ("shoes over $30 under $20", "shoes", {"max_price": 20.0, "notes": [
         "ignored the minimum price $30: it is above the maximum $20"]}),
