@@ -219,3 +219,24 @@ def test_version_and_python_dash_m():
                                capture_output=True, text=True)
     assert as_module.returncode == 0
     assert as_module.stdout.startswith("Usage: rex-search [OPTIONS] COMMAND")
+
+
+def test_a_feed_that_applies_nothing_fails_and_a_judgments_file_is_not_a_catalog(
+        small_index_dir: Path, tmp_path: Path):
+    import shutil
+
+    index = tmp_path / "idx"
+    shutil.copytree(small_index_dir, index)
+    feed = tmp_path / "stock.csv"
+    feed.write_text("parent_asin,in_stock\nNOPE1,maybe\nNOPE2,true\n")
+    result = CliRunner().invoke(cli, ["inventory", "update", str(feed), "--index", str(index)])
+    assert result.exit_code == 1
+    assert "nothing was applied (1 rejected, 1 not in the index)" in result.output
+    judgments = tmp_path / "judged.jsonl"
+    judgments.write_text(json.dumps({"query_string": "mug", "parent_asin": "A1",
+                                     "title": "Mug", "relevance_score": 1.0}) + "\n")
+    refused = CliRunner().invoke(cli, ["index", str(judgments), "--index", str(index)])
+    assert refused.exit_code == 1
+    assert ("judged.jsonl is a judgments file (it has query and relevance_score columns), not "
+            "a catalog") in refused.output
+    assert "Traceback" not in refused.output

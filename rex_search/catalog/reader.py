@@ -26,6 +26,7 @@ from rex_search.catalog.fields import (
 )
 from rex_search.catalog.rows import INVALID, RejectedRow, parse_rows, read_rows
 from rex_search.catalog.schema import REQUIRED_COLUMNS, Product
+from rex_search.errors import CatalogError
 
 __all__ = ["CatalogBatch", "RejectedRow", "parse_row", "read_catalog"]
 
@@ -43,8 +44,21 @@ def read_catalog(path: str | Path, batch_size: int = 1024) -> Iterator[CatalogBa
         CatalogError: the file is missing, of an unknown format, or lacks a required column.
     """
     rows = read_rows(path, REQUIRED_COLUMNS, "catalog", batch_size)
-    for products, rejected in parse_rows(rows, parse_row):
+    for products, rejected in parse_rows(_not_judgments(Path(path), rows), parse_row):
         yield CatalogBatch(products, rejected)
+
+
+def _not_judgments(path: Path, batches: Iterator[list[dict[str, Any]]]
+                   ) -> Iterator[list[dict[str, Any]]]:
+    """Refuse a judgments file given as a catalog: its rows have parent_asin and title too,
+    and indexing them would overwrite real products with thinner records."""
+    for position, batch in enumerate(batches):
+        if position == 0 and batch and "relevance_score" in batch[0] and (
+                "query_string" in batch[0] or "query" in batch[0]):
+            raise CatalogError(f"{path.name} is a judgments file (it has query and "
+                               "relevance_score columns), not a catalog: evaluate with it "
+                               f"(`rex-search eval {path.name}`), index a catalog")
+        yield batch
 
 
 def parse_row(raw: dict[str, Any]) -> Product:

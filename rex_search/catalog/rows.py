@@ -9,19 +9,21 @@ lacks a required column, is a `CatalogError`.
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from rex_search.catalog.fields import BadField
 from rex_search.errors import CatalogError
 
+csv.field_size_limit(min(sys.maxsize, 1 << 28))  # long descriptions are data, not an error
 FORMATS = {
     ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
 }
@@ -120,46 +122,59 @@ def _parquet_rows(path: Path, required: Required,
 
 
 def _csv_rows(path: Path, required: Required, batch_size: int) -> Iterator[list[dict[str, Any]]]:
-    # Every column as text: types are checked per row below, so one odd value cannot make
-    # Arrow reject the whole file.
-    bad_rows: list[dict[str, Any]] = []
-
-    def skip_bad_row(row: Any) -> str:  # a malformed line anywhere in the file: report, go on
-        where = f"line {row.number}" if row.number is not None else "a line"
-        bad_rows.append({INVALID: f"malformed CSV at {where} (expected "
-                                        f"{row.expected_columns} columns, found "
-                                        f"{row.actual_columns}): {row.text[:80]!r}"})
-        return "skip"
-
+    """Rows of a CSV file, every value as text (types are checked per row, so one odd value
+    cannot reject the file). Python's csv reader over a stream decoded with surrogateescape:
+    a line with invalid UTF-8 or the wrong number of fields is that row's error, reported
+    with its line number, and every later row is still read."""
     try:
-        header = pa_csv.open_csv(path).schema.names
-        options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header})
-        reader = pa_csv.open_csv(
-            path,
-            read_options=pa_csv.ReadOptions(block_size=1 << 20),
-            parse_options=pa_csv.ParseOptions(invalid_row_handler=skip_bad_row),
-            convert_options=options,
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        handle = path.open("r", encoding="utf-8", errors="surrogateescape", newline="")
+    except OSError as exc:
         raise CatalogError(f"{path.name} is not a readable CSV file: {exc}") from exc
-    _check_columns(path, required, header)
-    pending: list[dict[str, Any]] = []
-    while True:
+    with handle:
+        reader = csv.reader(handle)
         try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except pa.ArrowInvalid as exc:  # e.g. invalid UTF-8 in a later block: the rest is lost
-            pending.append({INVALID: f"unreadable CSV after this point ({exc})"})
-            break
-        pending.extend(bad_rows)
-        bad_rows.clear()
-        pending.extend(batch.to_pylist())
-        while len(pending) >= batch_size:
-            yield pending[:batch_size]
-            pending = pending[batch_size:]
-    if pending:
-        yield pending
+            header = next(reader, [])
+        except csv.Error as exc:
+            raise CatalogError(f"{path.name} is not a readable CSV file: {exc}") from exc
+        if header:
+            header[0] = header[0].removeprefix("\ufeff")  # a byte-order mark
+        if any(_has_surrogate(name) for name in header):
+            raise CatalogError(f"{path.name}: the header line is not valid UTF-8")
+        _check_columns(path, required, header)
+        pending: list[dict[str, Any]] = []
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # e.g. a field over the size limit: this row only
+                pending.append({INVALID: f"malformed CSV at line {reader.line_num} ({exc})"})
+                continue
+            if not fields:
+                continue  # a blank line
+            pending.append(_csv_record(header, fields, reader.line_num))
+            if len(pending) >= batch_size:
+                yield pending
+                pending = []
+        if pending:
+            yield pending
+
+
+def _csv_record(header: list[str], fields: list[str], line: int) -> dict[str, Any]:
+    if len(fields) != len(header):
+        text = ",".join(fields)
+        return {INVALID: f"malformed CSV at line {line} (expected {len(header)} columns, found "
+                         f"{len(fields)}): {text[:80].encode('utf-8', 'replace').decode()!r}"}
+    bad = next((name for name, value in zip(header, fields, strict=True)
+                if _has_surrogate(value)), None)
+    if bad is not None:
+        return {INVALID: f"not valid UTF-8 at line {line} (column {bad})"}
+    return dict(zip(header, fields, strict=True))
+
+
+def _has_surrogate(text: str) -> bool:
+    """surrogateescape decodes each undecodable byte to a lone surrogate (U+DC80..U+DCFF)."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
 def _jsonl_rows(path: Path, required: Required,

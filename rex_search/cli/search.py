@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -276,6 +277,7 @@ def inventory_update(ctx: click.Context, feed: Path, index: str | None, as_json:
                "rejected_examples": [str(r) for r in rejected[:10]]}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
+        _fail_if_nothing_applied(feed, summary)
         return
     click.echo(f"{feed}: {summary['rows']} rows, {summary['updated']} products updated, "
                f"{len(unknown)} not in the index, {len(rejected)} rejected "
@@ -284,6 +286,14 @@ def inventory_update(ctx: click.Context, feed: Path, index: str | None, as_json:
         click.echo(f"  not in the index: {asin}")
     for row in rejected[:10]:
         click.echo(f"  rejected {row}")
+    _fail_if_nothing_applied(feed, summary)
+
+
+def _fail_if_nothing_applied(feed: Path, summary: dict[str, Any]) -> None:
+    """A feed that changed nothing is a failed run (exit 1), not a success."""
+    if summary["rows"] and not summary["updated"]:
+        raise RexSearchError(f"{feed}: nothing was applied ({summary['rejected']} rejected, "
+                             f"{summary['unknown_products']} not in the index)")
 
 
 

@@ -193,3 +193,22 @@ def test_images_give_the_first_http_url_and_never_reject_a_product(tmp_path):
     products = {p.parent_asin: p for b in _read(path) for p in b.products}
     assert [products[a].image for a in ("A1", "A2", "A3", "A4")] == [
         "https://img.example/a1.jpg", "https://img.example/a2.jpg", None, None]
+
+
+def test_one_bad_block_in_a_csv_loses_only_its_own_rows(tmp_path: Path):
+    """150 valid rows of ~10 KB, an invalid-UTF-8 row, a 5-column row and a valid row: every
+    valid row is read (Arrow's CSV reader stopped at the first bad block and lost 47)."""
+    path = tmp_path / "c.csv"
+    body = "soft cotton " * 850
+    lines = ["parent_asin,title,description"]
+    lines += [f"A{i},Shirt {i},{body}" for i in range(150)]
+    with path.open("wb") as out:
+        out.write(("\n".join(lines) + "\n").encode())
+        out.write(b"B1,Caf\xe9 mug,bad bytes\n")
+        out.write(b"B2,Ragged,a,b,c\n")
+        out.write(b"B3,Last mug,fine\n")
+    products, rejected = read_all(path)
+    assert len(products) == 151 and products[-1].parent_asin == "B3"
+    assert [(r.row, r.field) for r in rejected] == [(151, "record"), (152, "record")]
+    assert "not valid UTF-8 at line 152 (column title)" in rejected[0].reason
+    assert "malformed CSV at line 153 (expected 3 columns, found 5)" in rejected[1].reason
