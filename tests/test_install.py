@@ -53,3 +53,8 @@ def test_a_plain_install_has_no_torch_and_answers_queries(python: str, tmp_path:
         "print('torch' in sys.modules, 'transformers' in sys.modules)")],
         capture_output=True, text=True)
     assert modules.stdout.strip().endswith("False False"), modules.stdout[-500:]
+    hub = subprocess.run([str(bin_dir / "rex-search"), "query", "usb c charger", "--index",
+                          str(index), "--reranker", "thebajajra/RexReranker-mini"],
+                         capture_output=True, text=True)
+    assert hub.returncode == 1 and "Traceback" not in hub.stderr, hub.stderr[-2000:]
+    assert "pip install 'rex-search[train]'" in hub.stderr

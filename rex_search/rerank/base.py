@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from rex_search.catalog.schema import Product
-from rex_search.errors import ConfigError
+from rex_search.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     from rex_search.indexer.embed import Encoder
@@ -63,6 +63,9 @@ def load_reranker(name: str, embedder: Encoder | None = None, max_tokens: int = 
     path = Path(resolve_model(name))
     if name == BUNDLED_RERANKER:  # only the verified file, whatever else lies beside it
         runtime = "onnx-int8"
+    exported = (path / "model.onnx").exists() or (path / "model.int8.onnx").exists()
+    if runtime == "torch" or (runtime == "auto" and not exported):
+        _require_torch(name)
     if runtime in ("auto", "torch") and _is_decoder(path):
         from rex_search.rerank.decoder import DecoderReranker
 
@@ -74,6 +77,20 @@ def load_reranker(name: str, embedder: Encoder | None = None, max_tokens: int = 
         return CrossEncoderReranker(name, max_tokens=max_tokens, batch_size=batch_size)
     file = "model.int8.onnx" if runtime == "onnx-int8" else "model.onnx"
     return OnnxCrossEncoder(name, max_tokens=max_tokens, batch_size=batch_size, file=file)
+
+
+def _require_torch(name: str) -> None:
+    """A reranker without an ONNX export runs on PyTorch + transformers (the ``train`` extra),
+    which a default install does not have: say so instead of an ImportError traceback."""
+    from importlib.util import find_spec
+
+    missing = [m for m in ("torch", "transformers") if find_spec(m) is None]
+    if missing:
+        raise ModelError(
+            f"reranker {name!r} has no ONNX export, so it runs on PyTorch and transformers "
+            f"({' and '.join(missing)} not installed): pip install 'rex-search[train]', or use "
+            "the bundled rex-reranker-minilm, embedding-cosine, or a directory exported with "
+            "`rex-search export-onnx`")
 
 
 def _is_decoder(path: Path) -> bool:
