@@ -177,10 +177,17 @@ def load_config(path: str | Path | None = None) -> Config:
     path = path or os.environ.get("REX_CONFIG")
     if not path:
         return _env_index(Config())
+    if Path(path).is_dir():
+        raise ConfigError(f"config {path} is a directory: give a TOML file")
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+                          ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     return _env_index(config_from_dict(data, source=str(path)))

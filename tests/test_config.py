@@ -66,3 +66,12 @@ def test_queries_are_embedded_with_the_index_model_not_the_configured_one(small_
     assert "embedded with bge-small-en-v1.5; using it for queries" in caplog.text
     assert pipeline.search("running shoes", size=3).hits
     pipeline.backend.close()
+
+
+def test_a_config_that_is_a_directory_or_not_utf8_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(f"config {tmp_path} is a directory")):
+        load_config(tmp_path)
+    latin = tmp_path / "c.toml"
+    latin.write_bytes(b'[index]\npath = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match=re.escape("c.toml is not UTF-8 text (byte 19)")):
+        load_config(latin)

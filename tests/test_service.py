@@ -305,7 +305,11 @@ def test_headers_labels_and_unknown_paths(url):
     response = httpx.get(f"{url}/no/such%22path%0Ax", headers={"x-request-id": "a" * 5000})
     assert response.status_code == 404 and response.json()["error"]["type"] == "not_found"
     assert len(response.headers["x-request-id"]) <= 64
-    assert httpx.get(f"{url}/search").json()["error"]["type"] == "method_not_allowed"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+    wrong_method = httpx.get(f"{url}/search", headers={"x-request-id": "trace-405"})
+    assert wrong_method.json() == {"error": {"type": "method_not_allowed", "message":
+                                             "GET /search: method_not_allowed"},
+                                   "request_id": "trace-405"}
     page = httpx.get(url + "/")
     assert page.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]

@@ -89,9 +89,9 @@ def index(ctx: click.Context, catalog: Path | None, index: str | None, reindex: 
             + f"{len(summary.failed)} failed ({summary.seconds:.1f} s) -> {where}"
         )
         for asin, reason in summary.failed[:20]:
-            click.echo(f"  failed {asin}: {reason}")
+            click.echo(_printable(f"  failed {asin}: {reason}"))
         for row in summary.rejected_examples:
-            click.echo(f"  rejected {row}")
+            click.echo(f"  rejected {_printable(str(row))}")
         if summary.rejected > len(summary.rejected_examples):
             click.echo(f"  ... all {summary.rejected} rejections: {summary.rejected_report}")
     if summary.failed:
@@ -179,7 +179,7 @@ def format_result(result: SearchResult, explain: bool) -> str:
                      f"{stock:>5}  {_printable(hit.brand or '-')[:16]:<16}  "
                      f"{_printable(hit.title)[:70]}")
         if explain:
-            lines.extend("       " + line for line in _explain(hit))
+            lines.extend("       " + _printable(line) for line in _explain(hit))
     # Said by default: a negation that excluded nothing, or that was read as another spelling.
     for typed_as in result.constraints.get("corrected_brands", []):  # type: ignore[attr-defined]
         typed, brand = str(typed_as).split(" -> ", 1)
@@ -190,13 +190,14 @@ def format_result(result: SearchResult, explain: bool) -> str:
         lines.append(f"note: '{_printable(str(word))}' after a negation is not a brand in this "
                      "catalog: ignored, nothing excluded")
     if explain and result.constraints:
-        lines.append("understood: " + "; ".join(f"{k}={v}"
-                                                for k, v in result.constraints.items()))
+        lines.append(_printable("understood: " + "; ".join(
+            f"{k}={v}" for k, v in result.constraints.items())))
     if explain:
         timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings_ms.items())
         lines.append(f"timings (ms): {timings}")
         for asin, effect in result.removed:
-            lines.append(f"removed {asin}: {effect.rule} {effect.action} {effect.detail}".rstrip())
+            lines.append(_printable(f"removed {asin}: {effect.rule} {effect.action} "
+                                    f"{effect.detail}".rstrip()))
     return "\n".join(lines)
 
 
@@ -283,9 +284,9 @@ def inventory_update(ctx: click.Context, feed: Path, index: str | None, as_json:
                f"{len(unknown)} not in the index, {len(rejected)} rejected "
                f"({summary['seconds']} s)")
     for asin in unknown[:10]:
-        click.echo(f"  not in the index: {asin}")
+        click.echo(f"  not in the index: {_printable(asin)}")
     for row in rejected[:10]:
-        click.echo(f"  rejected {row}")
+        click.echo(f"  rejected {_printable(str(row))}")
     _fail_if_nothing_applied(feed, summary)
 
 

@@ -245,9 +245,11 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         status = getattr(exc, "status_code", 404)
         kind = "method_not_allowed" if status == 405 else "not_found"
+        # Routing errors are answered inside the middleware, which has set the request id.
+        request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex[:16]
         return JSONResponse({"error": {"type": kind, "message":
-                                       f"{request.method} {request.url.path[:100]}: {kind}"}},
-                            status_code=status)
+                                       f"{request.method} {request.url.path[:100]}: {kind}"},
+                             "request_id": request_id}, status_code=status)
 
     app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=observe)],
                     exception_handlers={404: not_found, 405: not_found})
