@@ -105,13 +105,18 @@ def test_an_index_built_with_another_model_is_updated_and_queried_with_that_mode
     # What was asked is invalid: exit 2, as click's usage errors do.
     (["query", "   ", "--index", "/tmp"], 2, "Error: the query is empty"),
     (["--config", "/nonexistent/c.toml", "info"], 2, "Error: config file not found"),
+    # A URL's password is never printed, and a broken URL is an error, not a traceback.
+    (["index", "--verify", "--index", "opensearch://admin:s3cret@localhost:9200/p"], 1,
+     "Error: no embedded index at opensearch://***@localhost:9200/p"),
+    (["query", "shoes", "--index", "opensearch://admin:s3cret@[::1/p"], 2,
+     "Error: backend URL 'opensearch://***@[::1/p' cannot be parsed"),
 ])
 def test_errors_exit_with_their_code_without_traceback(args: list[str], code: int,
                                                         message: str):
     result = run(*args)
     assert result.returncode == code
     assert result.stderr.startswith(message), result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
 
 
 def test_bad_catalog_column_is_an_error_not_a_traceback(tmp_path: Path):

@@ -78,7 +78,11 @@ def _split_userinfo(target: str) -> tuple[str, str | None, str | None]:
 
 def parse_target(target: str) -> ClusterTarget:
     bare, username, password = _split_userinfo(target)
-    parts = urlsplit(bare)
+    try:
+        parts = urlsplit(bare)
+    except ValueError as exc:  # "[::1" (an unclosed IPv6 bracket) and the like
+        raise ConfigError(f"backend URL {redact(target)!r} cannot be parsed ({exc}); e.g. "
+                          "opensearch://[::1]:9200/products") from None
     engine, _, tls = parts.scheme.partition("+")
     if engine not in ENGINES or tls not in ("", "https", "http"):
         raise ConfigError(f"unsupported backend URL {redact(target)!r}; expected "

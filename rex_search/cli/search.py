@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from rex_search.backends.base import Filters
+from rex_search.backends.connection import redact
 from rex_search.cli.common import (
     DEFAULT_INDEX_HELP,
     config_for,
@@ -108,7 +109,8 @@ def _verify_or_repair(config: Config, repair: bool) -> None:
     from rex_search.backends.open import index_exists
 
     if not index_exists(config.index.path) or "://" in config.index.path:
-        raise RexSearchError(f"no embedded index at {config.index.path}")
+        raise RexSearchError(f"no embedded index at {redact(config.index.path)}: --verify and "
+                             "--repair check an embedded index (a directory)")
     backend = EmbeddedBackend(config.index.path, repair=True)
     try:
         if repair:
