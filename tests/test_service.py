@@ -153,6 +153,8 @@ def test_an_api_key_guards_every_post_but_not_health(pipeline):
     ("/search", {"query": "shoes", "facets": {"colour": ["red"]}}, 422,
      "facets.colour: Extra inputs are not permitted"),
     ("/search", {"query": "shoes", "views": "yes"}, 422, "views: Input should be a valid boolean"),
+    ("/search", {"query": "shoes", "facets": {"price": ["cheap"]}}, 422,
+     "unknown price facet value(s) 'cheap'; valid: 'under $25'"),
     ("/rerank", {"query": "q", "documents": []}, 422, "documents: must be a non-empty list"),
     ("/rerank", {"query": "q", "documents": ["d"] * 1001}, 422, "at most 1000 documents"),
     ("/rerank", {"query": "q", "documents": [7]}, 422, "documents[0] must be a string"),

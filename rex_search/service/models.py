@@ -88,6 +88,11 @@ class FacetFields(BaseModel):
     stock: list[StrictStr] = Field(default_factory=list, max_length=3,
                                    description="'in stock', 'out of stock', 'stock unknown'")
 
+    @model_validator(mode="after")
+    def _known_values(self) -> FacetFields:
+        self.to_selection()  # QueryError (a ValueError) for a price band or stock value it lacks
+        return self
+
     def to_selection(self) -> FacetSelection:
         return FacetSelection(**{k: tuple(v) for k, v in self.model_dump().items()})
 

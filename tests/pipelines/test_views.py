@@ -3,11 +3,14 @@ retrieval order beside the final one, and the literal search that undoes interpr
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 
 from rex_search.backends.base import Filters
+from rex_search.catalog.schema import brand_key
+from rex_search.errors import QueryError
 from rex_search.pipelines.facets import FacetSelection, price_band
 from rex_search.pipelines.pipeline import SearchPipeline
 from tests.conftest import cosine_reranker
@@ -24,8 +27,10 @@ def test_facet_counts_cover_every_candidate(pipeline: SearchPipeline):
     assert everything.matching == everything.total_candidates == len(everything.hits)
     prices = Counter(price_band(h.price) for h in everything.hits)
     assert {v.value: v.count for v in everything.facets["price"]} == dict(prices)
-    brands = Counter(h.brand for h in everything.hits if h.brand)
-    shown = {v.value: v.count for v in everything.facets["brand"]}
+    # Brands are one value whatever their case or punctuation ("adidas" and "Adidas").
+    brands = Counter(brand_key(h.brand) for h in everything.hits if h.brand)
+    shown = {brand_key(v.value): v.count for v in everything.facets["brand"]}
+    assert len(shown) == len(everything.facets["brand"])  # no key twice
     assert all(brands[b] == n for b, n in shown.items())
     assert list(shown.values()) == sorted(shown.values(), reverse=True)
 
@@ -35,13 +40,16 @@ def test_a_facet_selection_narrows_hits_not_counts(pipeline: SearchPipeline):
     chosen = FacetSelection(brand=("adidas", "Skechers"), price=("no price",))
     narrowed = pipeline.search("running shoes", size=1000, views=True, facets=chosen)
     expected = [h.parent_asin for h in everything.hits
-                if h.brand in ("adidas", "Skechers") and h.price is None]
+                if h.brand and brand_key(h.brand) in ("adidas", "skechers") and h.price is None]
     assert [h.parent_asin for h in narrowed.hits] == expected and expected
     assert narrowed.matching == len(expected)
     assert [h.rank for h in narrowed.hits] == list(range(1, len(expected) + 1))
     assert narrowed.facets["brand"] == tuple(
-        v.__class__(v.value, v.count, v.value in ("adidas", "Skechers"))
+        v.__class__(v.value, v.count, brand_key(v.value) in ("adidas", "skechers"))
         for v in everything.facets["brand"])
+    with pytest.raises(QueryError, match=re.escape("unknown price facet value(s) 'cheap'; "
+                                                   "valid: 'under $25'")):
+        FacetSelection(price=("cheap",))
 
 
 def test_hidden_counts_what_the_query_filters_kept_out(pipeline: SearchPipeline, small_index):
