@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -34,6 +35,8 @@ from rex_search.backends.stores.records import RecordStore
 from rex_search.backends.stores.vectors import Compaction, VectorStore
 from rex_search.catalog.schema import Product, StockRecord, embedding_text
 from rex_search.errors import BackendError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # only its type: the embedder lives above the backends
     from rex_search.indexer.embed import Encoder
@@ -86,6 +89,7 @@ class EmbeddedBackend:
         self._hnsw = self._load_hnsw()
         self._dirty = False
         self._generation = 0
+        self._manifest_stamp = self._stamp()
         problems = self.check_counts()
         if problems and not repair:
             raise BackendError(f"index {self.path} is damaged: {'; '.join(problems)}. "
@@ -217,6 +221,12 @@ class EmbeddedBackend:
             return {"reembedded": len(missing), "extra_removed": len(found["extra_vectors"])
                     + len(found["extra_bm25"])}
 
+    def _stamp(self) -> int | None:
+        try:
+            return self._manifest_path.stat().st_mtime_ns
+        except OSError:
+            return None
+
     def _load_hnsw(self) -> faiss.Index | None:
         file = self.path / "vectors.hnsw"
         if self.manifest.get("vector_index") == "hnsw" and file.exists():
@@ -269,7 +279,41 @@ class EmbeddedBackend:
             self._generation += 1
 
     def generation(self) -> str:
+        """What the index holds now, as a cache key; a reader first picks up what another
+        process committed since (a served index sees `index` and `inventory update` runs)."""
+        self.refresh()
         return f"{self.manifest.get('updated_at')}/{self._generation}"
+
+    def refresh(self) -> bool:
+        """Reload the stores when another process committed (the manifest, written last in
+        every commit, changed on disk). A writer never reloads: it holds the newest state. A
+        reload that fails (a commit or compaction was under way) keeps the previous state and
+        is tried again at the next call."""
+        with self._lock:
+            if self._write_lock is not None or self._dirty:
+                return False
+            try:
+                stamp = self._manifest_path.stat().st_mtime_ns
+            except OSError:
+                return False
+            if stamp == self._manifest_stamp:
+                return False
+            try:
+                manifest = self._read_manifest()
+                if manifest is None or manifest.get("updated_at") == self.manifest.get(
+                        "updated_at"):
+                    self._manifest_stamp = stamp
+                    return False
+                self._vectors.reload()
+                self._bm25.reload()
+                self._hnsw = self._load_hnsw()
+            except (BackendError, OSError, RuntimeError, ValueError) as exc:
+                logger.warning("index %s changed on disk but could not be reloaded yet (%s); "
+                               "answering from the previous state", self.path, exc)
+                return False
+            self.manifest, self._manifest_stamp = manifest, stamp
+            self._generation += 1
+            return True
 
     def update_inventory(self, records: Sequence[StockRecord]) -> list[str]:
         """Update stock and price in the records and BM25 filter fields; vectors untouched."""

@@ -110,3 +110,36 @@ def test_reindexing_a_changed_product_keeps_its_stock_filter(writable_index: Pat
     assert asin not in [h.parent_asin for h in backend.bm25("running shoes", 100, in_stock_only)]
     assert asin in [h.parent_asin for h in backend.bm25("running shoes", 100)]
     backend.close()
+
+
+def test_a_reader_picks_up_what_another_process_commits(writable_index: Path, tmp_path: Path,
+                                                       embedder):
+    """A served index is read by one process while another indexes and updates stock: the
+    reader's next search sees both (the vector store used to be loaded once, so new products
+    were found by BM25 and never by vector search, and the cached answer never changed)."""
+    import subprocess
+    import sys
+
+    from rex_search.pipelines.pipeline import SearchPipeline
+    from tests.conftest import REPO, cosine_reranker
+
+    reader = EmbeddedBackend(writable_index)
+    pipeline = SearchPipeline(reader, embedder, cosine_reranker(reader, embedder))
+    top = pipeline.search("running shoes", size=1).hits[0]
+    assert top.in_stock is not False
+    before = reader.count()
+    catalog = tmp_path / "new.jsonl"
+    catalog.write_text('{"parent_asin": "NEW1", "title": "Zorblax hovercraft toy propeller"}\n')
+    feed = tmp_path / "stock.csv"
+    feed.write_text(f"parent_asin,in_stock\n{top.parent_asin},false\n")
+    for args in (["index", str(catalog)], ["inventory", "update", str(feed)]):
+        done = subprocess.run([sys.executable, "-m", "rex_search", *args, "--index",
+                               str(writable_index)], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    again = pipeline.search("running shoes", size=100).hits  # a new answer, not the cached one
+    assert again[0].parent_asin != top.parent_asin  # demoted: out of stock now
+    assert top.parent_asin not in [h.parent_asin for h in again if h.in_stock is not False]
+    assert reader.count() == before + 1
+    vector = embedder.encode_queries(["zorblax hovercraft toy"])[0]
+    assert reader.knn(vector, 1)[0].parent_asin == "NEW1"  # found by vector search too
+    reader.close()
