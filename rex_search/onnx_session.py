@@ -29,3 +29,26 @@ def open_session(path: Path, threads: int | None = None) -> Any:
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def machine() -> dict[str, str]:
+    """The CPU model, the instruction sets that change int8 kernels (VNNI and AMX take other
+    paths than AVX2, so int8 scores differ slightly between CPUs) and ONNX Runtime's version:
+    recorded beside every measured number so it can be reproduced."""
+    cpu, flags = "unknown CPU", ""
+    try:
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next((line.split(":", 1)[1].strip() for line in info
+                    if line.startswith("model name")), cpu)
+        have = set(next((line for line in info if line.startswith("flags")), "").split())
+        flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+                          if f in have)
+    except OSError:
+        pass
+    try:
+        from importlib.metadata import version
+
+        runtime = version("onnxruntime")
+    except Exception:  # noqa: BLE001 (not installed: nothing to report)
+        runtime = "not installed"
+    return {"cpu": cpu, "cpu_flags": flags, "onnxruntime": runtime}

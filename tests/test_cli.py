@@ -158,8 +158,10 @@ def test_eval_rerank_mode_prints_intervals_and_is_deterministic(few_judgments: P
     assert "bm25 - random  ndcg@5" in first.output
     second = CliRunner().invoke(cli, args).output
     # Everything but the wall-clock timings line is identical run to run.
-    assert second.splitlines()[:-1] == first.output.splitlines()[:-1]
-    assert second.splitlines()[-1].startswith("timings (s, vary run to run): bm25 ")
+    assert second.splitlines()[:-2] == first.output.splitlines()[:-2]
+    assert second.splitlines()[-2].startswith("timings (s, vary run to run): bm25 ")
+    assert second.splitlines()[-1].startswith("measured on: ")
+    assert "onnxruntime 1." in second.splitlines()[-1]
     data = json.loads(CliRunner().invoke(cli, [*args, "--json", "--per-query"]).output)
     assert set(data["rankers"]) == {"bm25", "random", "rerank"}
     assert len(data["rankers"]["bm25"]["per_query"]) == 4

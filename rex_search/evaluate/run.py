@@ -11,6 +11,7 @@ from rex_search.evaluate.judgments import QueryJudgments
 from rex_search.evaluate.metrics import MetricSpec, ReliabilityBin, calibration, compute
 from rex_search.evaluate.rankers import EvalRanker
 from rex_search.evaluate.stats import Comparison, Interval, bootstrap_ci, paired_bootstrap
+from rex_search.onnx_session import machine
 
 
 @dataclass
@@ -39,6 +40,7 @@ class EvalReport:
     def to_dict(self, per_query: bool = False) -> dict[str, object]:
         return {
             "mode": self.mode, "metrics": self.metrics, "queries": self.queries,
+            "measured_on": machine(),
             "judgments": self.judgments, "bootstrap": {"resamples": self.resamples,
                                                        "seed": self.seed, "level": 0.95},
             "rankers": {
@@ -173,6 +175,9 @@ def format_report(report: EvalReport, alpha: float = 0.05) -> str:
                          f"p{_p(c.p_value, report.resamples)}  {verdict}")
     lines.append("timings (s, vary run to run): "
                  + ", ".join(f"{r.name} {r.seconds:.1f}" for r in report.rankers))
+    where = machine()
+    lines.append(f"measured on: {where['cpu']} ({where['cpu_flags'] or 'no AVX2'}); "
+                 f"onnxruntime {where['onnxruntime']} (int8 scores vary slightly by CPU)")
     return "\n".join(lines)
 
 
