@@ -100,7 +100,7 @@ def train_command(data_files: tuple[Path, ...], out: Path, base: str, init: Path
     from rex_search.evaluate.judgments import read_judgments
     from rex_search.train.recipe import TrainConfig, file_hashes, split_queries, train
 
-    queries = [q for f in data_files for q in read_judgments(f)]
+    queries = [q for f in data_files for q in read_judgments(f, training=True)]
     config = TrainConfig(base=base, init=str(init) if init else None, loss=loss,  # type: ignore
                          pooling=pooling, width=width, layers=layers,  # type: ignore
                          epochs=epochs, max_tokens=max_tokens, batch_size=batch_size,

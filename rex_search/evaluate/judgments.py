@@ -45,8 +45,11 @@ class QueryJudgments:
     docs: tuple[JudgedDoc, ...]
 
 
-def read_judgments(path: str | Path) -> list[QueryJudgments]:
-    """All judgments in ``path``, grouped by query id (or query text), in first-seen order."""
+def read_judgments(path: str | Path, training: bool = False) -> list[QueryJudgments]:
+    """All judgments in ``path``, grouped by query id (or query text), in first-seen order.
+
+    A (query, product) pair judged twice is an error in an evaluation set (which grade
+    counts?); ``training`` data may repeat a pair (the same product in several text forms)."""
     path = Path(path)
     groups: dict[str, tuple[str, list[JudgedDoc]]] = {}
     errors: list[str] = []
@@ -56,7 +59,7 @@ def read_judgments(path: str | Path) -> list[QueryJudgments]:
         errors += [f"row {r.row}: {r.field}: {r.reason}" for r in rejected]
         for key, query, doc in parsed:
             docs = groups.setdefault(key, (query, []))[1]
-            if (key, doc.parent_asin) in seen:
+            if not training and (key, doc.parent_asin) in seen:
                 errors.append(f"query {query!r}: parent_asin {doc.parent_asin} is judged twice "
                               "(one grade per query and product)")
                 continue

@@ -42,9 +42,10 @@ def bundle(trained: Path, exported: Path, out: Path, metrics: dict | None = None
     files = [onnx, "config.json", *[f for f in TOKENIZER_FILES if (exported / f).exists()]]
     for file in files:
         shutil.copy(exported / file, out / file)
-    (out / "LICENSE").write_text(APACHE_2.read_text())
-    (out / "NOTICE").write_text(NOTICE)
     card = json.loads((trained / "model_card.json").read_text())
+    base_licence = _base_licence_file(str(card.get("base_model", "")))
+    (out / "LICENSE").write_text(base_licence.read_text() if base_licence else APACHE_2.read_text())
+    (out / "NOTICE").write_text(_notice(out.name, card))
     card["validation_history_is_on"] = ("held-out queries of the training data (query-grouped "
                                         "split); see evaluation for real judgments")
     card["runtime_file"] = onnx
@@ -57,6 +58,28 @@ def bundle(trained: Path, exported: Path, out: Path, metrics: dict | None = None
     (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     pin_hashes(card["files_sha256"])
     return out
+
+
+def _base_licence_file(base: str) -> Path | None:
+    """The base encoder's own LICENSE (the Maven Central encoders are MIT), when it has one."""
+    from rex_search.model_files import resolve_model
+
+    try:
+        folder = Path(resolve_model(base))
+    except ModelError:
+        return None
+    return folder / "LICENSE" if (folder / "LICENSE").is_file() else None
+
+
+def _notice(name: str, card: dict) -> str:
+    base = str(card.get("base_model", ""))
+    if "minilm" in base.lower() or not base:
+        return NOTICE
+    return (f"{name}: a cross-encoder trained by the rex-search project.\n"
+            f"Its encoder weights derive from {base} ({card.get('licence')}; LICENSE beside "
+            "this file), trained further on graded pairs generated from the ESCI sample catalog "
+            "(Amazon Science esci-data, Apache-2.0). See model_card.json for how it was trained "
+            "and what it measured.\n")
 
 
 def pin_hashes(hashes: dict[str, str], source: Path = MODEL_FILES) -> None:
