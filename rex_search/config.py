@@ -63,16 +63,16 @@ class RerankConfig:
     combine: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_COMBINE))
 
 
-RULE_NAMES = ("brand_exclusion", "availability", "brand_preference", "size_match", "diversity",
-              "pinning")
+RULE_NAMES = ("brand_exclusion", "availability", "collapse", "brand_preference", "size_match",
+              "diversity", "pinning")
 
 
 @dataclass(frozen=True)
 class RulesConfig:
     """Business rules, applied in ``order`` after reranking (see rex_search/rules/)."""
 
-    order: tuple[str, ...] = ("brand_exclusion", "availability", "brand_preference",
-                              "size_match", "diversity", "pinning")
+    order: tuple[str, ...] = ("brand_exclusion", "availability", "collapse",
+                              "brand_preference", "size_match", "diversity", "pinning")
     always_exclude_brands: tuple[str, ...] = ()  # e.g. a compliance list
     brand_aliases: dict[str, str] = field(default_factory=dict)  # alias -> catalog brand
     explicit_brands: Literal["boost", "filter", "off"] = "boost"
@@ -81,6 +81,10 @@ class RulesConfig:
     demote_margin: float = 0.05
     intent_margin: float = 0.1  # non-branded intent, brands named in the query
     size_margin: float = 0.05  # products stating a compatible size
+    # colour/size variants shown once (rex_search/rules/collapse.py); collapse_field: a
+    # details key to group by where products have it (e.g. "Model Name")
+    collapse: Literal["title", "off"] = "title"
+    collapse_field: str | None = None
     diversity: Literal["cap", "mmr", "off"] = "cap"
     per_brand: int = 3
     diversity_window: int = 10
@@ -117,6 +121,9 @@ def _check(section: str, key: str, value: Any, hint: Any, source: str) -> Any:
     allowed: checked when the file is loaded, not at the first query."""
     where = f"{source}: [{section}] {key}"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if type(None) in args and len(args) == 2:  # optional: TOML has no null, so a set value
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{where} = {value!r}; allowed: "

@@ -7,6 +7,7 @@ from rex_search.errors import ConfigError
 from rex_search.rules.availability import Availability
 from rex_search.rules.base import Rule
 from rex_search.rules.brand import BrandExclusion, BrandPreference
+from rex_search.rules.collapse import Collapse
 from rex_search.rules.diversity import Diversity
 from rex_search.rules.pinning import Pinning
 from rex_search.rules.size import SizeMatch
@@ -24,6 +25,8 @@ def build_rules(config: RulesConfig) -> list[Rule]:
         elif name == "availability":
             rules.append(Availability(config.availability, config.unknown_stock,
                                       config.demote_margin))
+        elif name == "collapse" and config.collapse != "off":
+            rules.append(Collapse(config.collapse_field or ""))
         elif name == "brand_preference":
             rules.append(BrandPreference(config.intent_margin))
         elif name == "size_match":
