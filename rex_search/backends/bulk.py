@@ -7,6 +7,7 @@ item; a caller for whom any failure is an error raises one :class:`BulkError` li
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -30,17 +31,30 @@ class BulkError(BackendError):
         self.failures = failures
 
 
+def equal_jitter(delay: float) -> float:
+    """Half the delay plus a random half: writers that were throttled together do not all
+    come back at the same instant (AWS Architecture Blog, "Exponential Backoff and Jitter")."""
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def backoff_delay(attempt: int, backoff: float, max_backoff: float,
+                  jitter: Callable[[float], float] = equal_jitter) -> float:
+    """Capped exponential backoff with jitter for retry ``attempt`` (0-based)."""
+    return jitter(min(max_backoff, backoff * 2 ** attempt))
+
+
 def streaming_bulk(send: Callable[[list[dict[str, Any]]], dict[str, Any]],
                    operations: Sequence[Operation], chunk_size: int = 500,
                    max_retries: int = 5, backoff: float = 0.5, max_backoff: float = 30.0,
                    connection_errors: tuple[type[BaseException], ...] = (ConnectionError,),
-                   sleep: Callable[[float], None] = time.sleep) -> list[Failure]:
+                   sleep: Callable[[float], None] = time.sleep,
+                   jitter: Callable[[float], float] = equal_jitter) -> list[Failure]:
     """Send ``operations`` through ``send`` (one ``_bulk`` request body -> its response);
     returns the (id, reason) of items that failed after the retries."""
     failures: list[Failure] = []
     for chunk in _chunks(operations, chunk_size):
         failures += _send_with_retries(send, chunk, max_retries, backoff, max_backoff,
-                                       connection_errors, sleep)
+                                       connection_errors, sleep, jitter)
     return failures
 
 
@@ -87,7 +101,8 @@ def _outcome(response: dict[str, Any], pending: list[Operation]
 def _send_with_retries(send: Callable[[list[dict[str, Any]]], dict[str, Any]],
                        chunk: list[Operation], max_retries: int, backoff: float,
                        max_backoff: float, connection_errors: tuple[type[BaseException], ...],
-                       sleep: Callable[[float], None]) -> list[Failure]:
+                       sleep: Callable[[float], None],
+                       jitter: Callable[[float], float]) -> list[Failure]:
     pending, failures, last = chunk, [], ""
     for attempt in range(max_retries + 1):
         try:
@@ -101,7 +116,7 @@ def _send_with_retries(send: Callable[[list[dict[str, Any]]], dict[str, Any]],
             return failures
         pending = retry
         if attempt < max_retries:
-            delay = min(max_backoff, backoff * 2 ** attempt)
+            delay = backoff_delay(attempt, backoff, max_backoff, jitter)
             logger.warning("bulk: retrying %d item(s) in %.1f s (%s)", len(retry), delay, last)
             sleep(delay)
     return failures + [(_doc_id(a), f"gave up after {max_retries} retries: {last}")

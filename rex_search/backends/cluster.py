@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from rex_search.backends.base import Filters, IndexedProduct, ScoredId
-from rex_search.backends.bulk import BulkError, Failure, Operation, streaming_bulk
+from rex_search.backends.bulk import (
+    BulkError,
+    Failure,
+    Operation,
+    backoff_delay,
+    equal_jitter,
+    streaming_bulk,
+)
 from rex_search.backends.cluster_bodies import bm25_body, filter_clauses, source_of, text_mappings
 from rex_search.backends.connection import ClusterTarget, redact
 from rex_search.backends.embedded import SCHEMA_VERSION, doc_id_of
@@ -42,11 +49,13 @@ class ClusterBackend:
     def __init__(self, target: ClusterTarget, dim: int | None = None,
                  model_id: str | None = None, reindex: bool = False, chunk_size: int = 500,
                  max_retries: int = 5, backoff: float = 0.5, max_backoff: float = 30.0,
-                 sleep: Callable[[float], None] = time.sleep, client: Any = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, client: Any = None,
+                 jitter: Callable[[float], float] = equal_jitter) -> None:
         self.target = target
         self.alias = target.index
         self.chunk_size, self.max_retries = chunk_size, max_retries
         self.backoff, self.max_backoff, self._sleep = backoff, max_backoff, sleep
+        self._jitter = jitter
         self.client = client if client is not None else self._connect()
         self._generation = 0
         # faiss-local: real content hashes of documents sent since the last vector save. They
@@ -153,7 +162,7 @@ class ClusterBackend:
                 if attempt == self.max_retries:
                     raise BackendError(f"{self.engine} {self.target.display}: gave up after "
                                        f"{self.max_retries} retries: {redact(str(exc))}") from None
-                self._sleep(min(self.max_backoff, self.backoff * 2 ** attempt))
+                self._sleep(backoff_delay(attempt, self.backoff, self.max_backoff, self._jitter))
             except BackendError:
                 raise
             except Exception as exc:  # noqa: BLE001 (as in _call)
@@ -189,7 +198,7 @@ class ClusterBackend:
         """Send (action, source) pairs in chunks with retries; returns (id, reason) failures."""
         return streaming_bulk(self._bulk_request, operations, self.chunk_size,
                               self.max_retries, self.backoff, self.max_backoff,
-                              self._connection_errors(), self._sleep)
+                              self._connection_errors(), self._sleep, self._jitter)
 
     # -- writes ---------------------------------------------------------------------------
     def upsert(self, products: Sequence[Product], vectors: np.ndarray) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ class ElasticsearchBackend(ClusterBackend):
                               "pip install 'rex-search[elasticsearch]'") from exc
         t = self.target
         kwargs: dict[str, Any] = {"hosts": [t.url], "request_timeout": t.timeout,
+                                  "max_retries": 0,  # one layer of retries: rex-search's
                                   "verify_certs": t.verify_certs}
         if t.username:
             kwargs["basic_auth"] = (t.username, t.password or "")

@@ -20,7 +20,9 @@ def opensearch_client(t: ClusterTarget) -> Any:
     except ImportError as exc:
         raise ConfigError("the OpenSearch backend needs opensearch-py: "
                           "pip install 'rex-search[opensearch]'") from exc
-    kwargs: dict[str, Any] = {"hosts": [t.url], "timeout": t.timeout,
+    # max_retries=0: rex-search retries (capped backoff with jitter, resending only what
+    # failed); the client's own retries underneath would multiply every retry.
+    kwargs: dict[str, Any] = {"hosts": [t.url], "timeout": t.timeout, "max_retries": 0,
                               "verify_certs": t.verify_certs, "ssl_show_warn": False}
     if t.username:
         kwargs["http_auth"] = (t.username, t.password or "")

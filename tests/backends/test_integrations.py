@@ -109,3 +109,23 @@ def test_compose_gives_opensearch_a_route_to_the_service():
     dockerfile = (REPO / "docker" / "Dockerfile").read_text()
     assert '"--host", "0.0.0.0"' in dockerfile  # reachable from the opensearch container
     assert "torch==2.13.0" in dockerfile
+
+
+def test_retry_delays_are_jittered_within_half_to_all_of_the_capped_backoff():
+    import random
+
+    from rex_search.backends.bulk import backoff_delay
+
+    random.seed(0)
+    delays = [backoff_delay(attempt, 0.5, 2.0) for attempt in range(5) for _ in range(50)]
+    caps = [min(2.0, 0.5 * 2 ** attempt) for attempt in range(5) for _ in range(50)]
+    assert all(cap / 2 <= d <= cap for d, cap in zip(delays, caps, strict=True))
+    assert len({round(d, 6) for d in delays[:50]}) > 40  # not one instant for every writer
+
+
+def test_the_cluster_clients_do_not_retry_under_rex_searchs_own_retries():
+    from rex_search.backends.connection import parse_target
+    from rex_search.backends.opensearch import opensearch_client
+
+    client = opensearch_client(parse_target("opensearch://localhost:9200/products"))
+    assert client.transport.max_retries == 0

@@ -214,7 +214,8 @@ def flaky_backend(server: Server, tmp_path, embedder, **faults):
     sleeps: list[float] = []
     backend = OpenSearchBackend(target, embedder.dim, embedder.model_id, chunk_size=10,
                                 max_retries=4, backoff=0.5, max_backoff=2.0,
-                                sleep=sleeps.append, client=FlakyClient(real, **faults))
+                                sleep=sleeps.append, client=FlakyClient(real, **faults),
+                                jitter=lambda delay: delay)  # exact delays to assert
     return backend, sleeps
 
 
