@@ -55,8 +55,10 @@ class EmbeddedBackend:
 
     def __init__(self, path: str | Path, dim: int | None = None, model_id: str | None = None,
                  vector_index: str = "flat", repair: bool = False,
-                 compaction: Compaction = "auto") -> None:
-        """``repair``: open a damaged index (lost or short stores) so :meth:`repair` can fix it.
+                 compaction: Compaction = "auto", set_aside_damaged: bool = False) -> None:
+        """``repair``: open a damaged index (lost or short stores) so :meth:`repair` can fix it;
+        ``set_aside_damaged``: also rename unreadable vector segments to ``*.damaged`` (their
+        products are then re-embedded by :meth:`repair`) instead of refusing to open.
         ``compaction``: see :class:`VectorStore` (``always`` only to benchmark the old way)."""
         self.path = Path(path)
         if vector_index not in ("flat", "hnsw"):
@@ -83,7 +85,8 @@ class EmbeddedBackend:
         self._bm25 = Bm25Store(self.path / "bm25", create=created or repair, hint=hint)
         self._vectors = VectorStore(self.path / "vectors", self.dim,
                                     legacy_file=self.path / "vectors.faiss",
-                                    compaction=compaction, repair_hint=hint)
+                                    compaction=compaction, repair_hint=hint,
+                                    repair=set_aside_damaged)
         self._write_lock: WriteLock | None = None
         self._check_vectors_kept()
         self._hnsw = self._load_hnsw()
@@ -124,6 +127,11 @@ class EmbeddedBackend:
             )
         if dim is not None and manifest["dim"] != dim:
             raise BackendError(f"index {self.path} has dimension {manifest['dim']}, not {dim}")
+
+    @property
+    def damaged_segments(self) -> list[Path]:
+        """Vector segments set aside as unreadable when opened with ``set_aside_damaged``."""
+        return list(self._vectors.set_aside)
 
     @property
     def location(self) -> str:

@@ -111,7 +111,7 @@ def _verify_or_repair(config: Config, repair: bool) -> None:
     if not index_exists(config.index.path) or "://" in config.index.path:
         raise RexSearchError(f"no embedded index at {redact(config.index.path)}: --verify and "
                              "--repair check an embedded index (a directory)")
-    backend = EmbeddedBackend(config.index.path, repair=True)
+    backend = EmbeddedBackend(config.index.path, repair=True, set_aside_damaged=repair)
     try:
         if repair:
             from rex_search.indexer.embed import Embedder
@@ -119,6 +119,8 @@ def _verify_or_repair(config: Config, repair: bool) -> None:
             done = backend.repair(Embedder(str(backend.model_id)))
             click.echo(f"repaired {config.index.path}: {done['reembedded']} product(s) "
                        f"re-embedded/re-added, {done['extra_removed']} stray entries removed")
+            for aside in backend.damaged_segments:
+                click.echo(f"  set aside unreadable {aside.name} (its products were re-added)")
         found, count = backend.verify(), backend.count()
     finally:
         backend.close()

@@ -178,3 +178,33 @@ def test_a_stale_lock_file_from_a_killed_writer_does_not_block(tmp_path: Path):
     assert re.fullmatch(r"\d+", (tmp_path / "ix" / "write.lock").read_text())
     assert sqlite3.connect(tmp_path / "ix" / "products.sqlite").execute(
         "PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "wrong-dimension"])
+def test_repair_repairs_a_damaged_vector_segment_it_names(tmp_path: Path, small_index_dir: Path,
+                                                          damage: str):
+    """The open error says "repair it with --repair": --repair must then work (it used to
+    fail with the same error, the store refusing to load before the repair could run)."""
+    index = tmp_path / "ix"
+    shutil.copytree(small_index_dir, index)
+    before = EmbeddedBackend(index)
+    count, sample = before.count(), before.bm25("laptop bag", 5)
+    before.close()
+    segment = sorted((index / "vectors").glob("*.npz"))[-1]
+    if damage == "truncate":
+        segment.write_bytes(segment.read_bytes()[:100])
+    else:
+        np.savez(segment.with_suffix(""), ids=np.array([1], dtype=np.int64),
+                 vectors=np.ones((1, 7), dtype=np.float32), deleted=np.zeros(0, np.int64))
+    runner = CliRunner()
+    verify = runner.invoke(cli, ["index", "--verify", "--index", str(index)])
+    assert verify.exit_code == 1 and "--repair" in str(verify.exception)
+    assert segment.exists()  # --verify changes nothing
+    repaired = runner.invoke(cli, ["index", "--repair", "--index", str(index)])
+    assert repaired.exit_code == 0, repaired.output
+    assert f"set aside unreadable {segment.name}" in repaired.output
+    after = EmbeddedBackend(index)
+    assert after.count() == count and not any(after.verify().values())
+    assert [s.parent_asin for s in after.bm25("laptop bag", 5)] == [
+        s.parent_asin for s in sample]
+    after.close()

@@ -35,6 +35,10 @@ _SEGMENT = re.compile(r"(\d{8})\.(base|delta)\.npz")
 Compaction = Literal["auto", "always"]
 
 
+class _Superseded(Exception):
+    """A listed segment was removed while reading: a compaction replaced it."""
+
+
 class VectorStore:
     """Vectors by id in ``folder``. ``legacy_file``: a single-file faiss index written by an
     older rex-search, read as the first base and removed at the next compaction.
@@ -42,12 +46,15 @@ class VectorStore:
     segments; kept for the benchmark that compares the two)."""
 
     def __init__(self, folder: str | Path, dim: int, legacy_file: Path | None = None,
-                 compaction: Compaction = "auto", repair_hint: str = "") -> None:
+                 compaction: Compaction = "auto", repair_hint: str = "",
+                 repair: bool = False) -> None:
         self.folder = Path(folder)
         self.dim = dim
         self.legacy_file = legacy_file
         self.compaction = compaction
         self._hint = repair_hint
+        self._repair = repair  # set damaged segments aside instead of refusing to open
+        self.set_aside: list[Path] = []
         self._lock = threading.RLock()
         self.bytes_written = 0  # by this object's commits: what the benchmark reports
         self.reload()
@@ -66,7 +73,19 @@ class VectorStore:
         return bool(self._segments()) or bool(self.legacy_file and self.legacy_file.exists())
 
     def reload(self) -> None:
-        """Read the committed state, dropping uncommitted changes."""
+        """Read the committed state, dropping uncommitted changes. A segment that vanishes
+        while it is read was superseded by a compaction that just finished: not damage, so
+        the folder is listed again (a few times) instead of reporting it."""
+        for attempt in range(3):
+            try:
+                self._load()
+                return
+            except _Superseded:
+                if attempt == 2:
+                    raise BackendError(f"{self.folder} kept changing while it was read (a "
+                                       "compaction in a loop?); try again") from None
+
+    def _load(self) -> None:
         with self._lock:
             # Any: faiss's SWIG stubs do not describe the numpy overloads this code uses.
             self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
@@ -81,7 +100,20 @@ class VectorStore:
             for seq, kind, path in segments:
                 if seq < start:
                     continue
-                ids, vectors, deleted = self._read(path)
+                if not path.exists():
+                    raise _Superseded(path)
+                try:
+                    ids, vectors, deleted = self._read(path)
+                except BackendError:
+                    if not path.exists():
+                        raise _Superseded(path) from None
+                    if not self._repair:
+                        raise
+                    # --repair: set the damaged file aside; the repair re-adds its products
+                    aside = path.with_name(path.name + ".damaged")
+                    path.replace(aside)
+                    self.set_aside.append(aside)
+                    continue
                 self._apply(ids, vectors, deleted)
                 self._rows_on_disk += len(ids)
                 self._deltas += kind == "delta"
