@@ -33,7 +33,7 @@ from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.rerank.base import load_reranker
 backend = open_backend(sys.argv[1], embedder=None)
 embedder = Embedder(runtime=runtime)
-pipeline = SearchPipeline(backend, embedder, load_reranker("rex-reranker-minilm", embedder))
+pipeline = SearchPipeline(backend, embedder, load_reranker("rex-reranker-bge-small", embedder))
 hits = pipeline.search("usb c charger not apple", size=5).hits
 import resource
 print(round(time.perf_counter() - started, 3), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -97,6 +97,23 @@ def category_folds(queries, catalog) -> list[tuple[set[str], list]]:
     return folds
 
 
+def default_recipe(config_class):
+    """The shipped reranker's recipe (its model card), so each LCO fold model is trained the way
+    the default was: same base encoder, layers, pooling, loss and token budget."""
+    from rex_search.model_files import BUNDLED_RERANKER, resolve_model
+
+    card = json.loads((Path(resolve_model(BUNDLED_RERANKER)) / "model_card.json").read_text())
+    recipe = card["recipe"]
+    base = recipe["base"]
+    if not Path(base).exists() and "/" in base:
+        sys.exit(f"the default's base encoder {base} is not here: build it first (`python -m "
+                 f"rex_search.train.onnx_to_torch bge-small-en-v1.5 {base}`)")
+    layers = recipe.get("layers")
+    return config_class(base=base, layers=tuple(layers) if isinstance(layers, list) else layers,
+                        pooling=recipe.get("pooling", "mean"), loss=recipe.get("loss"),
+                        max_tokens=recipe.get("max_tokens", 64), seed=0)
+
+
 def leave_category_out(queries, embedder, weights, args) -> EvalReport:
     from rex_search.catalog.reader import read_catalog
     from rex_search.evaluate.run import RankerReport, rank_judged
@@ -111,7 +128,7 @@ def leave_category_out(queries, embedder, weights, args) -> EvalReport:
         kept = [p for p in products if not p.categories or p.categories[0] not in categories]
         train_set = as_judgments(training_pairs(kept, embedder, queries=args.lco_queries,
                                                 real_query_limit=args.lco_real_queries))
-        config = TrainConfig(max_tokens=64, seed=0)
+        config = default_recipe(TrainConfig)
         model, tokenizer, _ = train(train_set, config, validation=None, log=lambda _: None)
         scorer = InMemoryScorer(model, tokenizer, config)
         rankers = dict(zip(BASELINES, make_rankers(BASELINES, embedder, None), strict=True))

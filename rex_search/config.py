@@ -12,7 +12,7 @@ Example ``rex-search.toml``::
     fusion = "rrf"
 
     [rerank]
-    model = "rex-reranker-minilm"   # bundled; or embedding-cosine, a model directory, a hub id
+    model = "rex-reranker-bge-small"  # bundled; or embedding-cosine, a model directory, a hub id
     window = 100
 """
 
@@ -52,7 +52,7 @@ DEFAULT_COMBINE = {"rerank": 1.0}
 
 @dataclass(frozen=True)
 class RerankConfig:
-    model: str = "rex-reranker-minilm"  # the trained cross-encoder shipped in the package
+    model: str = "rex-reranker-bge-small"  # the trained cross-encoder shipped in the package
     runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     window: int = 100  # how many fused candidates the reranker scores; the rest keep fused order
     max_tokens: int = 256

@@ -14,7 +14,8 @@ BUNDLED_MINILM = "all-MiniLM-L6-v2"
 # keeps the model it was built with).
 DEFAULT_EMBEDDER = "bge-small-en-v1.5"
 # The default reranker, shipped inside this package (see its model_card.json).
-BUNDLED_RERANKER = "rex-reranker-minilm"
+BUNDLED_RERANKER = "rex-reranker-bge-small"
+RETIRED_RERANKER = "rex-reranker-minilm"  # the default until bge-small replaced it
 _RERANKER_DIR = Path(__file__).resolve().parent / "models" / BUNDLED_RERANKER
 # sha256 of sentence-transformers/all-MiniLM-L6-v2 model.safetensors (same as upstream).
 _MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -22,10 +23,10 @@ _MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9
 # files it describes would otherwise vouch for anything. `rex_search.train.bundle` prints the
 # new values when the default reranker is rebuilt.
 BUNDLED_RERANKER_SHA256 = {
-    "model.int8.onnx": "c796c2af7c56bee2a31e34a6a5111a3de6e06ac834ed4f0de93eb20890a048e9",
-    "config.json": "9a20bf30860710f4f785a89a9edae5eaba91fb97c21b1419a24c72c7a2516bfe",
+    "model.int8.onnx": "bd10737479a4cf23c82d9c2cd79dbe5992a8dfa5bf314f589210010fe258d847",
+    "config.json": "0c3ab46c4e7cbc8aaeb8f961044618f25a6e1b33752643924e2296baf3c13f52",
     "tokenizer.json": "f17212c38517cfedc9306b57eeffbaf58c4976fcb42e5a87b405f36a7b9a9eb2",
-    "tokenizer_config.json": "0c300d9500eab2162f4266fa387a219fe81461e93af11acec6f97415d77e544d",
+    "tokenizer_config.json": "e2abaa6c743b2be468daede0d9f0fd3c318344fec5529fb5fbc8c8f5c7ecdc3c",
 }
 # Embedders that run on ONNX Runtime from a folder inside the package: all-MiniLM-L6-v2
 # (exported by rex_search.train.embedder_export, committed) and the encoders that
@@ -88,6 +89,10 @@ def resolve_model(name: str) -> str:
         return str(_bundled_minilm())
     if name == BUNDLED_RERANKER:
         return str(_bundled_reranker())
+    if name == RETIRED_RERANKER:
+        raise ModelError(f"{RETIRED_RERANKER} was replaced by {BUNDLED_RERANKER} (README, 'The "
+                         f"default reranker'); configure {BUNDLED_RERANKER}, or a directory "
+                         f"holding the old model (it is in this project's git history)")
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     return name

@@ -53,7 +53,7 @@ def test_long_query_is_reranked_not_degraded(small_index_dir, embedder):
     from rex_search.rerank.base import load_reranker
 
     backend = EmbeddedBackend(small_index_dir)
-    pipeline = SearchPipeline(backend, embedder, load_reranker("rex-reranker-minilm", embedder))
+    pipeline = SearchPipeline(backend, embedder, load_reranker("rex-reranker-bge-small", embedder))
     long_query = " ".join(["comfortable lightweight breathable running shoes"] * 20)[:500]
     result = pipeline.search(long_query, size=5)
     backend.close()
@@ -159,14 +159,14 @@ def test_bundled_reranker_loads_only_its_verified_file(tmp_path: Path, embedder,
     (copy / "model.onnx").write_bytes(b"not a model")  # planted beside the verified file
     monkeypatch.setattr(model_files, "_RERANKER_DIR", copy)
     model_files._verified.discard(copy)
-    reranker = load_reranker("rex-reranker-minilm", embedder)
+    reranker = load_reranker("rex-reranker-bge-small", embedder)
     assert reranker.runtime == "onnx-int8"
     card = json.loads((copy / "model_card.json").read_text())
     card["files_sha256"] = {}
     (copy / "model_card.json").write_text(json.dumps(card))
     model_files._verified.discard(copy)
     with pytest.raises(ModelError, match="was altered"):
-        load_reranker("rex-reranker-minilm", embedder)
+        load_reranker("rex-reranker-bge-small", embedder)
 
 
 def test_a_model_folder_without_its_tokenizer_is_refused(tmp_path: Path, embedder):

@@ -352,7 +352,7 @@ def test_serve_opens_its_port_while_loading(small_index_dir):
     assert seen[-1] == (200, "ready")
     # The start-up lines name the address, then the index, models and runtime.
     assert f"serving http://127.0.0.1:{port}" in stderr
-    assert "reranker rex-reranker-minilm" in stderr and "bge-small-en-v1.5 on onnx" in stderr
+    assert "reranker rex-reranker-bge-small" in stderr and "bge-small-en-v1.5 on onnx" in stderr
 
 
 def test_contradictory_prices_in_the_query_are_answered_not_a_500(url):

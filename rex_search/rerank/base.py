@@ -89,7 +89,7 @@ def _require_torch(name: str) -> None:
         raise ModelError(
             f"reranker {name!r} has no ONNX export, so it runs on PyTorch and transformers "
             f"({' and '.join(missing)} not installed): pip install 'rex-search[train]', or use "
-            "the bundled rex-reranker-minilm, embedding-cosine, or a directory exported with "
+            "the bundled rex-reranker-bge-small, embedding-cosine, or a directory exported with "
             "`rex-search export-onnx`")
 
 

@@ -76,8 +76,8 @@ def _notice(name: str, card: dict) -> str:
     if "minilm" in base.lower() or not base:
         return NOTICE
     return (f"{name}: a cross-encoder trained by the rex-search project.\n"
-            f"Its encoder weights derive from {base} ({card.get('licence')}; LICENSE beside "
-            "this file), trained further on graded pairs generated from the ESCI sample catalog "
+            f"Its encoder weights derive from the {card.get('licence')} (LICENSE beside this "
+            "file), trained further on graded pairs generated from the ESCI sample catalog "
             "(Amazon Science esci-data, Apache-2.0). See model_card.json for how it was trained "
             "and what it measured.\n")
 

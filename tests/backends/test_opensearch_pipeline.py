@@ -38,7 +38,7 @@ QUERY = "usb c charger for my phone"
 
 @pytest.fixture(scope="module")
 def reranker():
-    return load_reranker("rex-reranker-minilm")
+    return load_reranker("rex-reranker-bge-small")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from rex_search.rerank.base import load_reranker
                                    "laptop bag 16 inch"])
 def test_eval_pipeline_ranker_orders_candidates_as_the_search_does(small_index, embedder,
                                                                    query):
-    reranker = load_reranker("rex-reranker-minilm", embedder)
+    reranker = load_reranker("rex-reranker-bge-small", embedder)
     config = RerankConfig(window=1000)  # every candidate reranked in both
     pipeline = SearchPipeline(small_index, embedder, reranker, rerank=config)
     result = pipeline.search(query, size=1000)

@@ -23,7 +23,7 @@ def test_the_default_is_the_bundled_int8_cross_encoder():
     assert RerankConfig().model == model_files.BUNDLED_RERANKER
     reranker = load_reranker(RerankConfig().model)
     assert reranker.kind == "cross-encoder"
-    assert reranker.name == "rex-reranker-minilm (distributional-11, onnx-int8)"
+    assert reranker.name == "rex-reranker-bge-small (distributional-11, onnx-int8)"
     assert reranker.max_tokens == 64  # the length it was trained with, from its config
 
 
@@ -70,20 +70,24 @@ def test_a_damaged_bundled_file_is_refused(tmp_path: Path, monkeypatch):
 
 def test_the_model_card_states_what_was_trained_and_measured():
     card = json.loads(CARD.read_text())
-    assert card["recipe"]["loss"] == "distributional" and card["recipe"]["pooling"] == "mean"
-    assert card["base_model"] == "all-MiniLM-L6-v2" and "Apache-2.0" in card["licence"]
+    assert card["recipe"]["loss"] == "distributional" and card["recipe"]["pooling"] == "cls"
+    assert "BAAI/bge-small-en-v1.5" in card["licence"] and "MIT" in card["licence"]
+    assert "MIT License" in (CARD.parent / "LICENSE").read_text()
     int8 = next(v for v in card["export_agreement"]["variants"] if v["variant"] == "int8")
     assert int8["accepted"] and int8["spearman"] >= card["export_agreement"]["min_spearman"]
     rankers = card["evaluation"]["rankers"]
     ndcg5 = {name: r["metrics"]["ndcg@5"]["mean"] for name, r in rankers.items()}
     assert ndcg5["rerank"] > ndcg5["bm25"] and ndcg5["rerank"] > ndcg5["dense"]
-    assert (CARD.parent / card["runtime_file"]).stat().st_size < 28e6
+    assert (CARD.parent / card["runtime_file"]).stat().st_size < 36e6
 
 
 @pytest.mark.slow
 def test_the_card_numbers_are_reproduced_on_dev(embedder):
     """Rerank mode on the 50 DEV queries (none used in training): the shipped int8 model,
-    BM25 and dense re-measured here must equal the card and keep the reranker ahead."""
+    BM25 and dense re-measured here must match the card and keep the reranker ahead. int8
+    kernels differ between CPUs (VNNI/AMX against AVX2 only), so the reranker's numbers are
+    compared within 0.02 (the spread measured between the two machine kinds was 0.013);
+    BM25 and the fp32 embedder within 1e-3."""
     from rex_search.evaluate.judgments import read_judgments
     from rex_search.evaluate.metrics import parse_metric
     from rex_search.evaluate.rankers import make_rankers
@@ -97,6 +101,13 @@ def test_the_card_numbers_are_reproduced_on_dev(embedder):
     for ranker in report.rankers:
         for metric in ("ndcg@5", "ndcg@10"):
             assert ranker.summary[metric].mean == pytest.approx(
-                card[ranker.name]["metrics"][metric]["mean"], abs=1e-6)
+                card[ranker.name]["metrics"][metric]["mean"],
+                abs=0.02 if ranker.name == "rerank" else 1e-3)
     means = {r.name: r.summary["ndcg@5"].mean for r in report.rankers}
     assert means["rerank"] > max(means["bm25"], means["dense"])
+
+
+def test_the_retired_default_is_named_with_its_replacement():
+    with pytest.raises(ModelError, match="rex-reranker-minilm was replaced by "
+                                         "rex-reranker-bge-small"):
+        load_reranker("rex-reranker-minilm")
