@@ -13,11 +13,12 @@ V = TypeVar("V")
 
 
 class LruCache(Generic[K, V]):
-    """At most ``max_entries`` values; the least recently used goes first. Counts hits."""
+    """At most ``max_entries`` values; the least recently used goes first. Counts hits.
+    ``max_entries=0`` keeps nothing (a cache turned off, e.g. to time every repetition)."""
 
     def __init__(self, max_entries: int) -> None:
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        if max_entries < 0:
+            raise ValueError(f"max_entries must be >= 0, got {max_entries}")
         self.max_entries = max_entries
         self._entries: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
@@ -34,6 +35,8 @@ class LruCache(Generic[K, V]):
             return self._entries[key]
 
     def put(self, key: K, value: V) -> None:
+        if self.max_entries == 0:
+            return
         with self._lock:
             self._entries[key] = value
             self._entries.move_to_end(key)
