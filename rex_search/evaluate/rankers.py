@@ -65,14 +65,14 @@ class CachedEmbedder:
         return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.dim))
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = [self._queries.get(t) for t in texts]
-        missing = [t for t, v in zip(texts, vectors, strict=True) if v is None]
+        known = {t: v for t in dict.fromkeys(texts) if (v := self._queries.get(t)) is not None}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            fresh = dict(zip(missing, self._embedder.encode_queries(missing), strict=True))
-            for text, vector in fresh.items():
+            for text, vector in zip(missing, self._embedder.encode_queries(missing),
+                                    strict=True):
                 self._queries.put(text, vector)
-            vectors = [fresh[t] if v is None else v for t, v in zip(texts, vectors, strict=True)]
-        return np.stack(vectors) if texts else np.zeros((0, self.dim))
+                known[text] = vector
+        return np.stack([known[t] for t in texts]) if texts else np.zeros((0, self.dim))
 
 
 class RandomRanker:

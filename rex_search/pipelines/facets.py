@@ -85,8 +85,8 @@ def count_facets(ranked: list[Ranked],
         else:
             values = [v for v, _ in counts.most_common(MAX_VALUES)]
         values += [v for v in chosen if v not in values]
-        label = (lambda v: shown.get(v, v)) if facet == "brand" else (lambda v: v)
-        out[facet] = tuple(FacetValue(label(v), counts[v], v in chosen) for v in values)
+        out[facet] = tuple(FacetValue(shown.get(v, v) if facet == "brand" else v, counts[v],
+                                      v in chosen) for v in values)
     return out
 
 

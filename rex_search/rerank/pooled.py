@@ -69,7 +69,8 @@ class PooledCrossEncoder(torch.nn.Module):
             if max(keep) >= len(encoder.encoder.layer):
                 raise ValueError(f"{path} has {len(encoder.encoder.layer)} layers; asked for "
                                  f"layer {max(keep)}")
-            encoder.encoder.layer = torch.nn.ModuleList(encoder.encoder.layer[i] for i in keep)
+            layers_of = encoder.encoder.layer
+            encoder.encoder.layer = torch.nn.ModuleList([layers_of[i] for i in keep])  # type: ignore[misc]
             encoder.config.num_hidden_layers = len(keep)
         return cls(encoder, labels, pooling)
 
