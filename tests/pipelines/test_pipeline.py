@@ -85,16 +85,18 @@ def test_rerank_candidates_the_app_retrieved_itself(pipeline: SearchPipeline):
 
     found = pipeline.search("running shoes", size=8, rerank=False).hits
     nike = pipeline.search("nike running shoes", size=20).hits
-    nike_id = next(h.parent_asin for h in nike if (h.brand or "").lower() == "nike")
+    nike_id = next(h.parent_asin for h in nike if (h.brand or "").lower() == "nike"
+                   and h.parent_asin not in {f.parent_asin for f in found})
     own = Product(parent_asin="APP-1", title="Trail running shoes for men, lightweight mesh")
+    repeat = next(h.parent_asin for h in found if (h.brand or "").lower() != "nike")
     candidates = [*(h.parent_asin for h in reversed(found)), nike_id, "NOT-IN-INDEX",
-                  found[0].parent_asin, own]
+                  repeat, own]
     result = pipeline.rerank("running shoes no nike", candidates)
     ids = [h.parent_asin for h in result.hits]
     assert nike_id not in ids and "APP-1" in ids
     removed = dict(result.removed)
     assert removed["NOT-IN-INDEX"].detail == "not in the index"
-    assert removed[found[0].parent_asin].detail == "repeats an earlier candidate"
+    assert removed[repeat].detail == "repeats an earlier candidate"
     assert removed[nike_id].rule == "brand_exclusion"
     scores = [h.explanation.rerank_score for h in result.hits]
     assert None not in scores
