@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import runpy
 import sys
 import tempfile
 import urllib.request
@@ -156,23 +157,8 @@ def bert_config(graph) -> dict[str, object]:  # noqa: ANN001 (onnx.GraphProto)
 
 
 def fp16_stored(model) -> None:  # noqa: ANN001 (onnx.ModelProto)
-    """Store every large fp32 weight as fp16, cast back to fp32 in front of its users."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = model.graph
-    casts = []
-    for init in list(graph.initializer):
-        weights = numpy_helper.to_array(init)
-        if weights.dtype == np.float32 and weights.size > 1024:
-            graph.initializer.remove(init)
-            graph.initializer.append(numpy_helper.from_array(weights.astype(np.float16),
-                                                             f"{init.name}_fp16"))
-            casts.append(helper.make_node("Cast", [f"{init.name}_fp16"], [init.name],
-                                          to=TensorProto.FLOAT))
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
+    """rex_search/onnx_fp16.py's function, loaded by path: the package is not importable yet."""
+    runpy.run_path(str(ROOT / "rex_search" / "onnx_fp16.py"))["fp16_stored"](model)
 
 
 def build(source: Source, out: Path) -> dict[str, str]:

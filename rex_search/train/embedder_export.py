@@ -27,10 +27,10 @@ MIN_COSINE = 0.9999  # every text's vector, ONNX vs PyTorch
 def export(out: Path) -> dict[str, object]:
     import onnx
     import torch
-    from onnx import TensorProto, helper, numpy_helper
     from transformers import AutoModel
 
     from rex_search.model_files import BUNDLED_MINILM, resolve_model
+    from rex_search.onnx_fp16 import fp16_stored
 
     source = Path(resolve_model(BUNDLED_MINILM))
     model = AutoModel.from_pretrained(source).eval()
@@ -53,19 +53,7 @@ def export(out: Path) -> dict[str, object]:
                       dynamic_axes={n: {0: "batch", 1: "sequence"}
                                     for n in [*names, "last_hidden_state"]})
     graph_model = onnx.load(str(fp32))
-    graph = graph_model.graph
-    casts = []
-    for init in list(graph.initializer):
-        weights = numpy_helper.to_array(init)
-        if weights.dtype == np.float32 and weights.size > 1024:
-            graph.initializer.remove(init)
-            graph.initializer.append(numpy_helper.from_array(weights.astype(np.float16),
-                                                             f"{init.name}_fp16"))
-            casts.append(helper.make_node("Cast", [f"{init.name}_fp16"], [init.name],
-                                          to=TensorProto.FLOAT))
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
+    fp16_stored(graph_model)
     onnx.save(graph_model, str(out / "model.onnx"))
     fp32.unlink()
     for name in ("tokenizer.json", "config.json"):
