@@ -5,7 +5,9 @@ plain install puts on disk, with the PyTorch embedder (the runtime before) as th
 
 Each cold query is a fresh process that opens the index, loads the embedder and the bundled
 reranker, and answers one query -- as `rex-search query` does. "torch" loads the embedder on
-transformers + PyTorch (what every query did before); "onnx" the bundled ONNX copy. Install
+transformers + PyTorch (what every query did before); "onnx" the bundled ONNX copy. Both use
+all-MiniLM-L6-v2 (the one embedder with both a PyTorch and an ONNX copy here), so the
+difference is the runtime alone. Install
 size: the site-packages of a fresh venv with `pip install .` (no extras), against the
 torch-related packages of this environment. Nothing is asserted; numbers are this run's.
 """
@@ -32,7 +34,7 @@ from rex_search.indexer.embed import Embedder
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.rerank.base import load_reranker
 backend = open_backend(sys.argv[1], embedder=None)
-embedder = Embedder(runtime=runtime)
+embedder = Embedder("all-MiniLM-L6-v2", runtime=runtime)
 pipeline = SearchPipeline(backend, embedder, load_reranker("rex-reranker-bge-small", embedder))
 hits = pipeline.search("usb c charger not apple", size=5).hits
 import resource
@@ -108,7 +110,9 @@ def main() -> None:
     print(f"CPU: {cpu()}; Python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as work:
         index = Path(work) / "index"
-        subprocess.run([sys.executable, "-m", "rex_search", "index",
+        config = Path(work) / "minilm.toml"
+        config.write_text('[index]\nembedding_model = "all-MiniLM-L6-v2"\n')
+        subprocess.run([sys.executable, "-m", "rex_search", "--config", str(config), "index",
                         str(REPO / "tests/fixtures/rules_catalog.jsonl"), "--index", str(index)],
                        check=True, capture_output=True)
         rows = {}

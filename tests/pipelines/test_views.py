@@ -10,6 +10,7 @@ import pytest
 
 from rex_search.backends.base import Filters
 from rex_search.catalog.schema import brand_key
+from rex_search.config import RulesConfig
 from rex_search.errors import QueryError
 from rex_search.pipelines.facets import FacetSelection, price_band
 from rex_search.pipelines.pipeline import SearchPipeline
@@ -18,8 +19,10 @@ from tests.conftest import cosine_reranker
 
 @pytest.fixture
 def pipeline(small_index, embedder) -> SearchPipeline:
+    """Collapse off: the views' counts are checked by hand against plain retrieval."""
     reranker = cosine_reranker(small_index, embedder)
-    return SearchPipeline(small_index, embedder, reranker)
+    return SearchPipeline(small_index, embedder, reranker,
+                          rules=RulesConfig(collapse="off"))
 
 
 def test_facet_counts_cover_every_candidate(pipeline: SearchPipeline):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rex_search.config import RerankConfig
+from rex_search.config import RerankConfig, RulesConfig
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.rerank.base import load_reranker
 from rex_search.rerank.cross_encoder import CrossEncoderReranker, OnnxCrossEncoder
@@ -90,7 +90,8 @@ class SlowReranker:
 def test_deadline_reranks_best_first_and_keeps_fused_order_below(small_index, embedder):
     reranker = SlowReranker(cosine_reranker(small_index, embedder))
     pipeline = SearchPipeline(small_index, embedder, reranker,
-                              rerank=RerankConfig(window=100, deadline_batch=8))
+                              rerank=RerankConfig(window=100, deadline_batch=8),
+                              rules=RulesConfig(collapse="off"))  # every scored hit shown
     started = time.perf_counter()  # retrieval alone, so a busy machine cannot eat the budget
     pipeline.search("laptop bag", size=100, rerank=False)
     retrieval_ms = (time.perf_counter() - started) * 1000

@@ -113,5 +113,5 @@ def test_cosine_reranker_is_named_for_what_it_is(embedder):
     stored = embedder.encode(["completely unrelated text"])
     reusing = load_reranker("embedding-cosine", embedder,
                             stored_vectors=lambda ids: {PRODUCTS[0].parent_asin: stored[0]})
-    cosine = float(stored[0] @ embedder.encode(["running shoes"])[0])
+    cosine = float(stored[0] @ embedder.encode_queries(["running shoes"])[0])
     assert reusing.score("running shoes", PRODUCTS[:1]) == [pytest.approx((1 + cosine) / 2)]
