@@ -28,6 +28,7 @@ matte dark light bright pale heather camo natural chestnut taupe mauve lavender 
 _SIZE_TEXT = """
 xs s m l xl xxl xxxl 2xl 3xl 4xl small medium large x-large xx-large regular wide narrow
 us uk eu size sizes inch inches in cm mm ft oz lb pack count ct pcs piece pieces one
+x-wide xw ww w n d ee eee 2e 4e b
 """
 COLOURS = frozenset(_COLOUR_TEXT.split())
 SIZE_WORDS = frozenset(_SIZE_TEXT.split())
@@ -72,8 +73,9 @@ class Collapse:
         if self.field and product.details.get(self.field):
             return ("field", product.details[self.field].strip().lower())
         name = variant_name(product.title, product.color)
-        return ("title", brand_key(product.brand) if product.brand else "", *name) if name \
-            else ()
+        # joined: "Cloud foam" and "Cloudfoam" name the same shoe
+        return ("title", brand_key(product.brand) if product.brand else "", "".join(name)) \
+            if name else ()
 
 
 def variant_name(title: str, colour: str | None = None) -> tuple[str, ...]:

@@ -19,6 +19,9 @@ from tests.conftest import cosine_reranker
      "White/White/Black", ("adidas", "womens", "cloudfoam", "pure", "running", "shoe")),
     ("UGG Women's Fluff Yeah Slide Slipper, Neon Coral, 5 M US", "Neon Coral",
      ("ugg", "womens", "fluff", "yeah", "slide", "slipper")),
+    ("New Balance Men's 481 V3 Trail Running Shoe, Chocolate Brown/Black/Tigers Eye, 10.5 XW US",
+     "Chocolate Brown/Black/Tigers Eye",
+     ("new", "balance", "mens", "481", "v3", "trail", "running", "shoe")),
     # A segment that describes the product is part of its name: not collapsed with others.
     ("Kodiak Futon Frame, No Drawers, Espresso", "Espresso",
      ("kodiak", "futon", "frame", "no", "drawers")),
@@ -46,3 +49,18 @@ def test_running_shoes_shows_each_shoe_once_and_lists_its_variants(small_index, 
     removed = {asin for asin, effect in collapsed.removed if effect.rule == "collapse"}
     listed_ids = listed.detail.split(": ", 1)[1].removesuffix(" ...").split(", ")
     assert listed_ids and set(listed_ids) <= removed
+
+
+def test_spacing_inside_a_name_does_not_split_a_group():
+    from rex_search.backends.base import IndexedProduct
+    from rex_search.catalog.schema import Product
+    from rex_search.results import Candidate
+    from rex_search.rules.base import Ranked
+    from rex_search.rules.collapse import Collapse
+
+    def key(title: str) -> tuple[str, ...]:
+        item = IndexedProduct(Product("A", title, brand="adidas"))
+        return Collapse().key(Ranked(Candidate("A", 1, 0.0, {}), item, 0.0))
+
+    assert key("adidas Women's Cloud foam Pure Running Shoe, white/white/black, 8 Medium US") \
+        == key("adidas Women's Cloudfoam Pure Running Shoe, Black/Grey/Grey, 8.5")
