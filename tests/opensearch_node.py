@@ -52,6 +52,10 @@ MODULES = [
      ["lang-painless", "opensearch-scripting-painless-spi", "antlr4-runtime", "asm"]),
     ("analysis-common", "org.opensearch.analysis.common.CommonAnalysisPlugin", "lang-painless",
      ["analysis-common"]),
+    # oversample, truncate_hits, filter_query, ...: the rex-search pipeline's own processors
+    ("search-pipeline-common",
+     "org.opensearch.search.pipeline.common.SearchPipelineCommonModulePlugin", "",
+     ["search-pipeline-common"]),
 ]
 PAINLESS_POLICY = """grant {
   permission java.lang.RuntimePermission "createClassLoader";
@@ -141,7 +145,8 @@ def _build_once(home: Path, build: Callable[[Path], Path], stamp: dict) -> Path:
     """``home``, built by ``build(work folder)`` unless already there: under a lock, built
     aside and moved into place last, so a killed build leaves nothing half-made."""
     with _locked(home.parent / ".lock"):
-        if (home / ".assembled").exists():
+        marker = home / ".assembled"
+        if marker.exists() and json.loads(marker.read_text()) == stamp:
             return home
         work = Path(tempfile.mkdtemp(prefix="assemble-", dir=home.parent))
         try:
@@ -191,7 +196,8 @@ def _build_elasticsearch(work: Path) -> Path:
 def assemble(cache: Path = DEFAULT_CACHE) -> Path:
     """OpenSearch with its plugins and modules, built once per version."""
     return _build_once(cache / f"opensearch-{OPENSEARCH_VERSION}", _build_opensearch,
-                       {"opensearch": OPENSEARCH_VERSION, "plugins": PLUGINS})
+                       {"opensearch": OPENSEARCH_VERSION, "plugins": PLUGINS,
+                        "modules": [name for name, *_ in MODULES]})
 
 
 def assemble_elasticsearch(cache: Path = DEFAULT_CACHE) -> Path:

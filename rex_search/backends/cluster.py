@@ -28,7 +28,13 @@ from rex_search.backends.bulk import (
     equal_jitter,
     streaming_bulk,
 )
-from rex_search.backends.cluster_bodies import bm25_body, filter_clauses, source_of, text_mappings
+from rex_search.backends.cluster_bodies import (
+    bm25_body,
+    filter_clauses,
+    source_of,
+    stock_field,
+    text_mappings,
+)
 from rex_search.backends.connection import ClusterTarget, redact
 from rex_search.backends.embedded import SCHEMA_VERSION, doc_id_of
 from rex_search.backends.stores.vectors import VectorStore
@@ -291,7 +297,8 @@ class ClusterBackend:
         priced = self.get([r.parent_asin for r in records if r.price is not None])
         operations: list[Operation] = []
         for r in records:
-            doc: dict[str, Any] = {"in_stock": r.in_stock, "quantity": r.quantity}
+            doc: dict[str, Any] = {"in_stock": r.in_stock, "quantity": r.quantity,
+                                   "stock": stock_field(r.in_stock, r.quantity)}
             if r.parent_asin in priced and r.price is not None:
                 product = Product.from_dict({**priced[r.parent_asin].product.to_dict(),
                                              "price": r.price})

@@ -35,6 +35,9 @@ def text_mappings() -> dict[str, Any]:
         "product": {"type": "keyword", "index": False, "doc_values": False},
         # The reranker's input, prepared: a search pipeline's rerank processor sends it whole.
         "rerank_text": {"type": "keyword", "index": False, "doc_values": False},
+        # {"in_stock", "quantity"} as JSON, always present (null = unknown): the rules' input
+        # that a search pipeline sends per hit (a missing field would misalign its lists).
+        "stock": {"type": "keyword", "index": False, "doc_values": False},
     }
 
 
@@ -69,6 +72,30 @@ def bm25_body(query: str, k: int, filters: Filters | None) -> dict[str, Any]:
         "filter": keep, "must_not": drop}}}
 
 
+def knn_clause(vector: list[float], k: int, filters: Filters | None) -> dict[str, Any]:
+    """A ``knn`` query on the ``embedding`` field, filtered during the graph search."""
+    knn: dict[str, Any] = {"vector": vector, "k": k}
+    keep, drop = filter_clauses(filters)
+    if keep or drop:
+        knn["filter"] = {"bool": {"filter": keep, "must_not": drop}}
+    return {"knn": {"embedding": knn}}
+
+
+def hybrid_query(text: str, vector: np.ndarray, filters: Filters | None, bm25_k: int,
+                 dense_k: int) -> dict[str, Any]:
+    """rex-search's retrieval as one neural-search ``hybrid`` query: the BM25 query and the
+    kNN query with the same filters (a search pipeline's score-ranker fuses them by RRF)."""
+    queries = [bm25_body(text, bm25_k, filters)["query"],
+               knn_clause([float(x) for x in vector], dense_k, filters)]
+    if not text.strip():  # an empty multi_match matches nothing; kNN alone then
+        queries = queries[1:]
+    return {"hybrid": {"queries": queries}}
+
+
+def stock_field(in_stock: bool | None, quantity: int | None) -> str:
+    return json.dumps({"in_stock": in_stock, "quantity": quantity})
+
+
 def source_of(product: Product, vector: np.ndarray | None,
               stock: tuple[bool | None, int | None] = (None, None)) -> dict[str, Any]:
     doc: dict[str, Any] = {
@@ -81,6 +108,7 @@ def source_of(product: Product, vector: np.ndarray | None,
         "price": product.price, "content_hash": product.content_hash(),
         "product": json.dumps(product.to_dict(), ensure_ascii=False),
         "rerank_text": product_text(product),
+        "stock": stock_field(*stock),
     }
     if stock[0] is not None:
         doc["in_stock"], doc["quantity"] = stock

@@ -8,7 +8,7 @@ from typing import Any
 
 from rex_search.backends.base import Filters
 from rex_search.backends.cluster import ClusterBackend
-from rex_search.backends.cluster_bodies import filter_clauses
+from rex_search.backends.cluster_bodies import knn_clause
 from rex_search.backends.connection import ClusterTarget
 from rex_search.errors import ConfigError
 
@@ -58,11 +58,7 @@ class OpenSearchBackend(ClusterBackend):
         return {"index": {**settings["index"], "knn": True, "knn.algo_param.ef_search": 256}}
 
     def _knn_body(self, vector: list[float], k: int, filters: Filters | None) -> dict[str, Any]:
-        knn: dict[str, Any] = {"vector": vector, "k": k}
-        keep, drop = filter_clauses(filters)
-        if keep or drop:  # faiss-engine efficient filtering: filtered during the graph search
-            knn["filter"] = {"bool": {"filter": keep, "must_not": drop}}
-        return {"size": k, "_source": ["parent_asin"], "query": {"knn": {"embedding": knn}}}
+        return {"size": k, "_source": ["parent_asin"], "query": knn_clause(vector, k, filters)}
 
     def _create_index(self, name: str, settings: dict[str, Any], mappings: dict[str, Any]) -> None:
         self.client.indices.create(index=name, body={"settings": settings, "mappings": mappings})

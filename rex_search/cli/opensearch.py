@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,27 +37,38 @@ def _opensearch_client(ctx: click.Context, index: str | None, command: str) -> t
 @click.option("--local-model", is_flag=True,
               help="register the shipped reranker inside ml-commons instead (no service)")
 @click.option("--name", default="rex-rerank", show_default=True, help="search pipeline name")
+@click.option("--api-key-env", metavar="VAR",
+              help="the service's key (serve --api-key-env VAR): the connectors send it")
 @click.option("--dry-run", is_flag=True, help="print the requests instead of sending them")
 @click.pass_context
 def install_pipeline(ctx: click.Context, index: str | None, service: str | None,
-                     local_model: bool, name: str, dry_run: bool) -> None:
-    """Register rex-search as the reranker of an OpenSearch search pipeline (again: updates
-    the connector and model in place)."""
+                     local_model: bool, name: str, api_key_env: str | None,
+                     dry_run: bool) -> None:
+    """Run rex-search's ranking from an OpenSearch search pipeline: query understanding,
+    filtered retrieval, rerank and rules (again: updates connectors and models in place).
+    --local-model: the shipped reranker inside ml-commons, rerank only (no service)."""
     from rex_search.integrations.opensearch_pipeline import check_index, install, plan
 
     if bool(service) == local_model:
         raise click.UsageError("give exactly one of --service URL and --local-model")
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise click.UsageError(f"--api-key-env {api_key_env}: that variable is not set")
+    rrf_k = config_for(ctx, index).retrieval.rrf_k  # the same fusion as `rex-search query`
     if dry_run:
         if service is None:
             raise click.UsageError("--dry-run shows the --service plan")
-        for step in plan(service, name, trusted=["<endpoints the cluster already trusts>"]):
+        for step in plan(service, name, trusted=["<endpoints the cluster already trusts>"],
+                         api_key="<the key>" if api_key else None, rrf_k=rrf_k):
             body = "" if step.body is None else json.dumps(step.body, indent=2)
             click.echo(f"{step.method} {step.path}\n{body}\n")
         return
     client, alias = _opensearch_client(ctx, index, "install-pipeline")
     check_index(client, alias)
     if service is not None:
-        click.echo(json.dumps(install(client, service, name), indent=2))
+        click.echo(json.dumps(install(client, service, name, api_key, rrf_k), indent=2))
         return
     import tempfile
 

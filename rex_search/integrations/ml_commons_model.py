@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from rex_search.errors import BackendError, ConfigError
-from rex_search.integrations.opensearch_pipeline import MlCommons, pipeline_body
+from rex_search.integrations.opensearch_pipeline import MlCommons, rerank_pipeline_body
 from rex_search.rerank.cross_encoder import BIN_CENTRES
 
 CHUNK_BYTES = 10_000_000  # ml-commons accepts chunks of at most 10 MB
@@ -143,5 +143,5 @@ def install_local(client: Any, model_dir: Path, work: Path,
                          trained_max_tokens(model_dir))
     model_id = register(client, zip_path, f"rex-search-local-{pipeline}")
     MlCommons(client).call("create the search pipeline", "PUT", f"/_search/pipeline/{pipeline}",
-                          pipeline_body(model_id))
+                          rerank_pipeline_body(model_id))
     return {"model_id": model_id, "search_pipeline": pipeline, "model_zip": str(zip_path)}

@@ -1,24 +1,31 @@
-"""What an OpenSearch cluster needs to call rex-search's reranker from its own search pipelines.
+"""What an OpenSearch cluster needs to run rex-search's whole ranking from its own search
+pipeline: a plain ``?search_pipeline=`` query gets the query understanding, the filtered hybrid
+retrieval, the reranker and the business rules, with no rex-search client in the loop.
 
 Steps (bodies in ``integrations/opensearch/*.json``):
 1. ``PUT /_cluster/settings``: trust the rex-search service endpoint for ml-commons connectors,
    *appended* to the endpoints the cluster already trusts; and, when the service has a private
    or loopback address, ``plugins.ml_commons.connector.private_ip_enabled`` (ml-commons refuses
    connectors to such addresses otherwise);
-2. a remote connector to ``POST {service}/rerank``, using ml-commons' Cohere rerank pre/post-
-   processing (our /rerank speaks that shape: ``{query, documents, top_n}`` ->
-   ``{results: [{index, relevance_score}]}``);
-3. a remote model over the connector, deployed;
-4. ``PUT /_search/pipeline/{name}``: a search pipeline whose ``rerank`` response processor
-   (``ml_opensearch`` type) sends each hit's ``rerank_text`` -- one field the backend indexes in
-   the RexReranker product format (``Title: ...\\nDescription: ...``), which /rerank reads back
-   as title and description -- to that model.
-Then search with ``?search_pipeline={name}`` and ``"ext": {"rerank": {"query_context":
-{"query_text": "..."}}}``.
+2. two remote connectors, each with a remote model over it, deployed: ``understand`` (``POST
+   {service}/opensearch/understand``) and ``rank`` (``POST {service}/opensearch/rank``); both
+   send ``Authorization: Bearer <key>`` when the service is protected (``--api-key-env``);
+3. ``PUT /_search/pipeline/{name}``:
+   - request: ``oversample`` (remembers the caller's size), then ``ml_inference`` sends the
+     query text (``query.multi_match.query``) to ``understand`` and replaces the search with
+     the answer: a ``hybrid`` query (BM25 + kNN, the understood text, the query's filters) over
+     the rerank window;
+   - phase results: ``score-ranker-processor`` fuses BM25 and kNN by RRF, as rex-search does;
+   - response: ``ml_inference`` (many-to-one) sends every hit's ``parent_asin``, ``product``
+     and ``stock`` with the query to ``rank``, which reranks and applies the rules and answers
+     one score per hit; ``rerank`` ``by_field`` sorts by it; ``truncate_hits`` cuts to the
+     caller's size.
+Then search with ``GET index/_search?search_pipeline={name}`` and ``{"query": {"multi_match":
+{"query": "running shoes no nike"}}, "size": 10}``.
 
-Installing again finds the connector and model by name and updates them (one of each per
-pipeline name, never a second); `uninstall` removes what `install` made, including its trusted
-endpoint entry.
+Installing again finds the connectors and models by name and updates them (one of each per
+pipeline name, never a second); `uninstall` removes what `install` made (and what an older
+rex-search installed under the same pipeline name), including its trusted endpoint entry.
 """
 
 from __future__ import annotations
@@ -76,13 +83,32 @@ def is_private(service_url: str) -> bool:
     return any(ip.is_private or ip.is_loopback for ip in ips)
 
 
-def names(pipeline: str) -> tuple[str, str]:
-    """(connector name, model name) for one pipeline: how a re-install finds them."""
-    return f"rex-search reranker ({pipeline})", f"rex-search-reranker-{pipeline}"
+ROLES = ("understand", "rank")
+_LEGACY_ROLE = "reranker"  # the rerank-only connector of rex-search before 0.8
 
 
-def plan(service_url: str, pipeline: str = "rex-rerank", connector_id: str = "<connector_id>",
-         model_id: str = "<model_id>", trusted: list[str] | None = None) -> list[Step]:
+def names(pipeline: str, role: str) -> tuple[str, str]:
+    """(connector name, model name) of one role of one pipeline: how a re-install finds them."""
+    return f"rex-search {role} ({pipeline})", f"rex-search-{role}-{pipeline}"
+
+
+def connector_body(role: str, service_url: str, pipeline: str,
+                   api_key: str | None = None) -> dict[str, Any]:
+    """The connector of ``role``; with ``api_key`` it sends ``Authorization: Bearer`` (the key
+    is stored as an ml-commons credential, which the cluster encrypts)."""
+    body = _template(f"{role}-connector.json", {"REX_SERVICE_ENDPOINT": service_base(service_url),
+                                                "CONNECTOR_NAME": names(pipeline, role)[0]})
+    if api_key is not None:
+        body["credential"] = {"api_key": api_key}
+        body["actions"][0]["headers"]["Authorization"] = "Bearer ${credential.api_key}"
+    else:  # ml-commons requires a credential object; there is no secret to keep
+        body["credential"] = {"note": "rex-search serve runs without an API key"}
+    return body
+
+
+def plan(service_url: str, pipeline: str = "rex-rerank",
+         trusted: list[str] | None = None, api_key: str | None = None,
+         rrf_k: int = 60) -> list[Step]:
     """The requests of a first install, in order; ids unknown until the cluster answers are
     placeholders, and ``trusted`` is what the cluster trusts already (read it first)."""
     service = service_base(service_url)
@@ -92,22 +118,32 @@ def plan(service_url: str, pipeline: str = "rex-rerank", connector_id: str = "<c
                                 "plugins.ml_commons.only_run_on_ml_node": False}
     if is_private(service):
         settings[PRIVATE_IP] = True
-    connector_name, model_name = names(pipeline)
-    return [
-        Step("PUT", "/_cluster/settings", {"persistent": settings}),
-        Step("POST", "/_plugins/_ml/connectors/_create",
-             _template("connector.json", {"REX_SERVICE_ENDPOINT": service,
-                                          "CONNECTOR_NAME": connector_name})),
-        Step("POST", "/_plugins/_ml/models/_register",
-             _template("model.json", {"CONNECTOR_ID": connector_id, "MODEL_NAME": model_name})),
-        Step("POST", f"/_plugins/_ml/models/{model_id}/_deploy", None),
-        Step("PUT", f"/_search/pipeline/{pipeline}", pipeline_body(model_id)),
-    ]
+    steps = [Step("PUT", "/_cluster/settings", {"persistent": settings})]
+    for role in ROLES:
+        model_name = names(pipeline, role)[1]
+        steps += [
+            Step("POST", "/_plugins/_ml/connectors/_create",
+                 connector_body(role, service, pipeline, api_key)),
+            Step("POST", "/_plugins/_ml/models/_register",
+                 _template("model.json", {"CONNECTOR_ID": f"<{role}_connector_id>",
+                                          "MODEL_NAME": model_name})),
+            Step("POST", f"/_plugins/_ml/models/<{role}_model_id>/_deploy", None)]
+    steps.append(Step("PUT", f"/_search/pipeline/{pipeline}",
+                      pipeline_body("<understand_model_id>", "<rank_model_id>", rrf_k)))
+    return steps
 
 
-def pipeline_body(model_id: str) -> dict[str, Any]:
-    """A search pipeline whose rerank processor sends ``rerank_text`` to ``model_id``."""
-    return _template("search-pipeline.json", {"MODEL_ID": model_id,
+def pipeline_body(understand_model: str, rank_model: str, rrf_k: int = 60) -> dict[str, Any]:
+    """The search pipeline that runs rex-search's ranking through the two models."""
+    return _template("search-pipeline.json", {"UNDERSTAND_MODEL_ID": understand_model,
+                                              "RANK_MODEL_ID": rank_model,
+                                              "RRF_K": str(int(rrf_k))})
+
+
+def rerank_pipeline_body(model_id: str) -> dict[str, Any]:
+    """A pipeline whose ``rerank`` processor sends ``rerank_text`` to ``model_id`` (the model
+    alone: what an in-cluster model without the service can do)."""
+    return _template("rerank-pipeline.json", {"MODEL_ID": model_id,
                                               "RERANK_FIELD": RERANK_FIELD})
 
 
@@ -149,16 +185,17 @@ class MlCommons:
         hits = found.get("hits", {}).get("hits", [])
         return str(hits[0]["_id"]) if hits else None
 
-    def endpoint_in_use(self, endpoint: str) -> bool:
-        """Whether another rex-search connector (another pipeline) still calls ``endpoint``:
-        then its trusted-endpoint entry must stay."""
-        body = {"size": 100, "query": {"prefix": {"name.keyword": "rex-search reranker ("}}}
+    def endpoint_in_use(self, endpoint: str, besides: str) -> bool:
+        """Whether a rex-search connector of another pipeline than ``besides`` still calls
+        ``endpoint``: then its trusted-endpoint entry must stay."""
+        body = {"size": 100, "query": {"prefix": {"name.keyword": "rex-search "}}}
         try:
             found = self.client.transport.perform_request(
                 "POST", "/_plugins/_ml/connectors/_search", body=body)
         except Exception:  # noqa: BLE001 -- no connector index: none in use
             return False
         return any(hit.get("_source", {}).get("parameters", {}).get("endpoint") == endpoint
+                   and not hit["_source"].get("name", "").endswith(f"({besides})")
                    for hit in found.get("hits", {}).get("hits", []))
 
     def wait_task(self, task_id: str, attempts: int = 60) -> dict[str, Any]:
@@ -209,40 +246,61 @@ class MlCommons:
                 self.undeploy(model_id)
 
 
-def install(client: Any, service_url: str, pipeline: str = "rex-rerank") -> dict[str, str]:
-    """Install, or update in place, the connector, model and search pipeline; returns ids."""
+def install(client: Any, service_url: str, pipeline: str = "rex-rerank",
+            api_key: str | None = None, rrf_k: int = 60) -> dict[str, str]:
+    """Install, or update in place, the connectors, models and search pipeline; returns ids."""
     cluster = MlCommons(client)
-    trusted = cluster.trusted()
-    steps = plan(service_url, pipeline, trusted=trusted)
+    steps = plan(service_url, pipeline, trusted=cluster.trusted(), api_key=api_key, rrf_k=rrf_k)
     cluster.call("update the cluster settings", "PUT", steps[0].path, steps[0].body)
-    connector_name, model_name = names(pipeline)
-    connector = cluster.find("connectors", connector_name)
-    model = cluster.find("models", model_name)
-    if model is not None:  # a deployed model's connector cannot change: undeploy first
-        cluster.undeploy(model)
-    if connector is None:
-        connector = str(cluster.call("create the connector", steps[1].method, steps[1].path,
-                                     steps[1].body)["connector_id"])
-    else:
-        cluster.update_connector(connector, steps[1].body or {}, model)
-    if model is None:
-        body = _template("model.json", {"CONNECTOR_ID": connector, "MODEL_NAME": model_name})
-        response = cluster.call("register the model", steps[2].method, steps[2].path, body)
-        model = str(response.get("model_id") or
-                    cluster.wait_task(response["task_id"])["model_id"])
-    cluster.deploy(model)
+    ids: dict[str, str] = {}
+    for role in ROLES:
+        connector_name, model_name = names(pipeline, role)
+        body = connector_body(role, service_url, pipeline, api_key)
+        connector = cluster.find("connectors", connector_name)
+        model = cluster.find("models", model_name)
+        if model is not None:  # a deployed model's connector cannot change: undeploy first
+            cluster.undeploy(model)
+        if connector is None:
+            connector = str(cluster.call(f"create the {role} connector", "POST",
+                                         "/_plugins/_ml/connectors/_create", body)["connector_id"])
+        else:
+            cluster.update_connector(connector, body, model)
+        if model is None:
+            register = _template("model.json", {"CONNECTOR_ID": connector,
+                                                "MODEL_NAME": model_name})
+            response = cluster.call(f"register the {role} model", "POST",
+                                    "/_plugins/_ml/models/_register", register)
+            model = str(response.get("model_id") or
+                        cluster.wait_task(response["task_id"])["model_id"])
+        cluster.deploy(model)
+        ids[f"{role}_connector_id"], ids[f"{role}_model_id"] = connector, model
     cluster.call("create the search pipeline", "PUT", f"/_search/pipeline/{pipeline}",
-                 pipeline_body(model))
-    return {"connector_id": connector, "model_id": model, "search_pipeline": pipeline,
+                 pipeline_body(ids["understand_model_id"], ids["rank_model_id"], rrf_k))
+    _remove_role(cluster, pipeline, _LEGACY_ROLE)
+    return {**ids, "search_pipeline": pipeline, "authorization": str(api_key is not None).lower(),
             "private_ip_enabled": str(PRIVATE_IP in (steps[0].body or {})["persistent"]).lower()}
 
 
+def _remove_role(cluster: MlCommons, pipeline: str, role: str) -> tuple[str | None, str | None]:
+    """Undeploy and delete one role's model and connector; (model id, connector id) removed."""
+    connector_name, model_name = names(pipeline, role)
+    model = cluster.find("models", model_name)
+    if model is not None:
+        cluster.undeploy(model)
+        cluster.call(f"delete the {role} model", "DELETE", f"/_plugins/_ml/models/{model}")
+    connector = cluster.find("connectors", connector_name)
+    if connector is not None:
+        cluster.call(f"delete the {role} connector", "DELETE",
+                     f"/_plugins/_ml/connectors/{connector}")
+    return model, connector
+
+
 def uninstall(client: Any, service_url: str, pipeline: str = "rex-rerank") -> dict[str, Any]:
-    """Remove the search pipeline, model, connector and trusted-endpoint entry that `install`
+    """Remove the search pipeline, models, connectors and trusted-endpoint entry that `install`
     made; what was not there is skipped. ``private_ip_enabled`` stays: other connectors may
     need it."""
     cluster = MlCommons(client)
-    removed: dict[str, Any] = {"search_pipeline": None, "model_id": None, "connector_id": None,
+    removed: dict[str, Any] = {"search_pipeline": None, "model_ids": [], "connector_ids": [],
                                "trusted_endpoint": None}
     try:
         client.transport.perform_request("GET", f"/_search/pipeline/{pipeline}")
@@ -251,19 +309,15 @@ def uninstall(client: Any, service_url: str, pipeline: str = "rex-rerank") -> di
     else:
         cluster.call("delete the search pipeline", "DELETE", f"/_search/pipeline/{pipeline}")
         removed["search_pipeline"] = pipeline
-    connector_name, model_name = names(pipeline)
-    model = cluster.find("models", model_name)
-    if model is not None:
-        cluster.undeploy(model)
-        cluster.call("delete the model", "DELETE", f"/_plugins/_ml/models/{model}")
-        removed["model_id"] = model
-    connector = cluster.find("connectors", connector_name)
-    if connector is not None:
-        cluster.call("delete the connector", "DELETE", f"/_plugins/_ml/connectors/{connector}")
-        removed["connector_id"] = connector
+    for role in (*ROLES, _LEGACY_ROLE):
+        model, connector = _remove_role(cluster, pipeline, role)
+        if model is not None:
+            removed["model_ids"].append(model)
+        if connector is not None:
+            removed["connector_ids"].append(connector)
     regex = trusted_regex(service_url)
     trusted = cluster.trusted()
-    if regex in trusted and not cluster.endpoint_in_use(service_base(service_url)):
+    if regex in trusted and not cluster.endpoint_in_use(service_base(service_url), pipeline):
         cluster.call("update the cluster settings", "PUT", "/_cluster/settings",
                      {"persistent": {TRUSTED: [t for t in trusted if t != regex]}})
         removed["trusted_endpoint"] = regex
@@ -271,14 +325,16 @@ def uninstall(client: Any, service_url: str, pipeline: str = "rex-rerank") -> di
 
 
 def check_index(client: Any, index: str) -> None:
-    """The pipeline reranks on ``rerank_text``: an index built before that field existed must
-    be rebuilt first (its documents lack it)."""
+    """The pipeline reads ``rerank_text``, ``product`` and ``stock``: an index built before
+    those fields existed must be rebuilt first (its documents lack them)."""
     try:
         mappings = client.indices.get_mapping(index=index)
     except Exception as exc:  # noqa: BLE001
         raise BackendError(f"cannot read the mapping of {index}: {exc}") from None
     for mapping in mappings.values():
-        if RERANK_FIELD not in mapping.get("mappings", {}).get("properties", {}):
-            raise BackendError(f"{index} has no {RERANK_FIELD} field (built by an older "
+        properties = mapping.get("mappings", {}).get("properties", {})
+        missing = [f for f in (RERANK_FIELD, "product", "stock") if f not in properties]
+        if missing:
+            raise BackendError(f"{index} has no {', '.join(missing)} field (built by an older "
                                "rex-search): rebuild it with `rex-search index CATALOG "
                                "--index URL --reindex` before installing the pipeline")

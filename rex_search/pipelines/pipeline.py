@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from rex_search.backends.base import Backend, Filters, IndexedProduct
-from rex_search.catalog.schema import Product
+from rex_search.catalog.schema import Product, brand_key
 from rex_search.config import Config, RerankConfig, RetrievalConfig, RulesConfig
 from rex_search.errors import QueryError
 from rex_search.indexer.embed import Embedder
@@ -181,10 +181,7 @@ class SearchPipeline:
               rerank: bool = True, interpret: bool = True) -> _Ranking:
         timings: dict[str, float] = {}
         step = time.perf_counter()
-        explicit = self.rules_config.explicit_brands
-        parsed = parse_query(query, self.known_brands(), detect_brands=explicit != "off") \
-            if interpret else ParsedQuery(raw=query, text=" ".join(query.split()))
-        pushed = self._pushdown(filters or Filters(), parsed)
+        parsed, pushed = self.understand(query, filters, interpret)
         timings["understand"] = elapsed_ms(step)
         step = time.perf_counter()
         vector = self.embedder.encode_queries([parsed.text])[0]
@@ -210,6 +207,20 @@ class SearchPipeline:
         return _Ranking(parsed, outcome.ranked, outcome.removed, outcome.reranked, timings,
                         outcome.degraded_reason, vector, filters or Filters(), pushed)
 
+    def understand(self, query: str, filters: Filters | None = None, interpret: bool = True,
+                   brands: Sequence[str | None] = ()) -> tuple[ParsedQuery, Filters]:
+        """The query as the model reads it (negations and prices taken out) and the filters
+        retrieval must apply: the caller's merged with what the query and the rules demand.
+        ``brands``: more brand names to recognise (candidates the index does not hold)."""
+        explicit = self.rules_config.explicit_brands
+        known = self.known_brands()
+        extra = {brand_key(b): b for b in brands if b and brand_key(b) not in known.display}
+        if extra:
+            known = KnownBrands({**extra, **known.display}, self.rules_config.brand_aliases)
+        parsed = parse_query(query, known, detect_brands=explicit != "off") \
+            if interpret else ParsedQuery(raw=query, text=" ".join(query.split()))
+        return parsed, self._pushdown(filters or Filters(), parsed)
+
     def _hidden(self, ranking: _Ranking) -> tuple[Hidden, ...]:
         shown = {r.parent_asin for r in ranking.ranked} | \
             {r.parent_asin for r, _ in ranking.removed}
@@ -217,27 +228,34 @@ class SearchPipeline:
                                  self.retrieval, ranking.filters, ranking.pushed, shown,
                                  ranking.parsed.exclude_brands)
 
-    def rerank(self, query: str, candidates: Sequence[str | Product],
+    def rerank(self, query: str, candidates: Sequence[str | Product | IndexedProduct],
                size: int | None = None, apply_rules: bool = True) -> SearchResult:
         """Rerank candidates a host app retrieved itself, then apply the business rules.
 
         ``candidates`` in the app's order: ``parent_asin`` strings (read from the index, with
-        their stock) or `Product` objects (their own text; stock unknown). Ids the index does
-        not hold, and repeated ids, are listed in ``removed``, never dropped silently. Every
-        candidate is scored (no window); the result is explained as `search`'s are, with
-        retrieval ``{"given": rank}``. ``size`` keeps the first hits (default: all).
+        their stock), `Product` objects (their own text; stock unknown) or `IndexedProduct`
+        (a product with its stock). Ids the index does not hold, and repeated ids, are listed
+        in ``removed``, never dropped silently. Every candidate is scored (no window); the
+        result is explained as `search`'s are, with retrieval ``{"given": rank}``. ``size``
+        keeps the first hits (default: all). ``apply_rules=False``: the model alone, on the
+        query as typed (no understanding either).
         """
         check_query(query)
         started = time.perf_counter()
-        parsed = parse_query(query, self.known_brands(),
-                             detect_brands=self.rules_config.explicit_brands != "off")
+        brands = [c.brand if isinstance(c, Product) else c.product.brand
+                  for c in candidates if not isinstance(c, str)]
+        parsed = self.understand(query, interpret=apply_rules, brands=brands)[0]
         stored = self.backend.get([c for c in candidates if isinstance(c, str)])
         ranked: list[Ranked] = []
         removed: list[tuple[str, RuleEffect]] = []
         seen: set[str] = set()
         for position, given in enumerate(candidates, 1):
-            asin = given if isinstance(given, str) else given.parent_asin
-            item = stored.get(asin) if isinstance(given, str) else IndexedProduct(given)
+            if isinstance(given, str):
+                asin, item = given, stored.get(given)
+            elif isinstance(given, IndexedProduct):
+                asin, item = given.product.parent_asin, given
+            else:
+                asin, item = given.parent_asin, IndexedProduct(given)
             if asin in seen or item is None:
                 reason = "repeats an earlier candidate" if asin in seen else "not in the index"
                 removed.append((asin, RuleEffect("input", "removed", reason)))

@@ -20,14 +20,20 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from rex_search.catalog.prompt import parse_product_text
-from rex_search.catalog.schema import Product
-from rex_search.catalog.text import lone_surrogate_at
 from rex_search.pipelines.pipeline import SearchPipeline
+from rex_search.service.cluster_endpoints import (
+    HitError,
+    ranked_hits,
+    read_hits,
+    understood_search,
+)
+from rex_search.service.documents import DocumentError, capped_scores, read_document
 from rex_search.service.limits import Limits
 from rex_search.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from rex_search.service.metrics import Metrics
 from rex_search.service.models import (
+    ClusterRankRequest,
+    ClusterUnderstandRequest,
     RerankRequest,
     SearchRequest,
     first_error,
@@ -151,28 +157,73 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
 
     async def rerank(request: Request) -> JSONResponse:
         """The hosted-rerank shape, at /rerank, /v1/rerank and /v2/rerank: {model?, query,
-        documents, top_n?, return_documents?} -> {id, model, results: [{index,
-        relevance_score, document?}], meta}. Documents are strings (a string already in the
-        product format is read back as title and description) or objects with
-        id/title/text/description; ``top_n`` is clamped to the number of documents, as the
-        hosted APIs do."""
+        documents, top_n?, return_documents?, max_tokens_per_doc?, rules?} -> {id, model,
+        results: [{index, relevance_score, document?}], meta}. Documents: see
+        `service.documents`. The query is understood and the rules run as in /search (the
+        model reads "running shoes", not "no skechers"); a document a rule removes is left out
+        of ``results`` and listed in ``meta.removed``. ``rules: false``: the model alone.
+        ``top_n`` is clamped to the number of documents, as the hosted APIs do."""
         body = validated(RerankRequest, await json_body(request))
-        query, docs = body.query, body.documents
-        products = [_document(i, d, limits.max_document_chars) for i, d in enumerate(docs)]
-        top_n = min(body.top_n or len(products), len(products))
-        return_documents = body.return_documents
+        docs = body.documents
+        try:
+            items = [read_document(i, d, limits.max_document_chars) for i, d in enumerate(docs)]
+        except DocumentError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
+        index_of: dict[str, int] = {}
+        for i, item in enumerate(items):
+            first = index_of.setdefault(item.product.parent_asin, i)
+            if first != i:
+                raise ApiError(422, "invalid_request", f"documents[{i}].id repeats "
+                                                       f"documents[{first}]'s id")
         pipe = ready()
-        raw = await run_model(pipe.reranker.score, query, products)
-        scores = [round(s, 6) for s in raw]  # every reranker scores in [0, 1]
-        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:top_n]
-        results = [{"index": i, "relevance_score": scores[i],
-                    **({"id": products[i].parent_asin} if isinstance(docs[i], dict)
-                       and "id" in docs[i] else {}),
-                    **({"document": {"text": docs[i]} if isinstance(docs[i], str) else docs[i]}
-                       if return_documents else {})} for i in order]
+        budget = getattr(pipe.reranker, "max_tokens", None)
+        if body.max_tokens_per_doc is not None and budget is not None and \
+                body.max_tokens_per_doc < budget:
+            raise ApiError(422, "invalid_request", f"max_tokens_per_doc: this model reads up to "
+                           f"{budget} tokens per (query, document) pair and cannot cut documents "
+                           f"shorter; send shorter documents, or {budget} or more")
+        result = await run_model(pipe.rerank, body.query, items, apply_rules=body.rules)
+        scores = capped_scores([h.explanation.rerank_score for h in result.hits])
+        top_n = min(body.top_n or len(items), len(result.hits))
+        results = []
+        for hit, score in list(zip(result.hits, scores, strict=True))[:top_n]:
+            i = index_of[hit.parent_asin]
+            model = hit.explanation.rerank_score
+            results.append({
+                "index": i, "relevance_score": round(score, 6),
+                **({"id": hit.parent_asin} if isinstance(docs[i], dict) and "id" in docs[i]
+                   else {}),
+                **({"document": {"text": docs[i]} if isinstance(docs[i], str) else docs[i]}
+                   if body.return_documents else {}),
+                **({"rerank_score": round(model, 6)} if model is not None
+                   and round(model, 6) != round(score, 6) else {}),
+                **({"rules": [{"rule": e.rule, "action": e.action, "detail": e.detail}
+                              for e in hit.explanation.rules]} if hit.explanation.rules else {}),
+            })
+        removed = [{"index": index_of[asin], **({"id": asin} if isinstance(docs[index_of[asin]],
+                                                                          dict) else {}),
+                    "rule": effect.rule, "reason": effect.detail or effect.action}
+                   for asin, effect in result.removed if asin in index_of]
         version = "2" if request.url.path.startswith("/v2/") else "1"
+        meta: dict[str, Any] = {"api_version": {"version": version}}
+        if body.rules:
+            meta.update(understood=result.constraints, removed=removed)
         return JSONResponse({"id": request.state.request_id, "model": pipe.reranker.name,
-                             "results": results, "meta": {"api_version": {"version": version}}})
+                             "results": results, "meta": meta})
+
+    async def cluster_understand(request: Request) -> JSONResponse:
+        body = validated(ClusterUnderstandRequest, await json_body(request))
+        pipe = ready()
+        return JSONResponse(await run_model(understood_search, pipe, body.query, body.size))
+
+    async def cluster_rank(request: Request) -> JSONResponse:
+        body = validated(ClusterRankRequest, await json_body(request))
+        try:
+            items = read_hits(body.ids, body.products, body.stocks)
+        except HitError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
+        pipe = ready()
+        return JSONResponse(await run_model(ranked_hits, pipe, body.query, items))
 
     async def health(request: Request) -> JSONResponse:
         pipe = state["pipeline"]
@@ -205,6 +256,8 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
               Route("/rerank", rerank, methods=["POST"]),
               Route("/v1/rerank", rerank, methods=["POST"]),
               Route("/v2/rerank", rerank, methods=["POST"]),
+              Route("/opensearch/understand", cluster_understand, methods=["POST"]),
+              Route("/opensearch/rank", cluster_rank, methods=["POST"]),
               Route("/health", health), Route("/metrics", metrics_endpoint),
               Route("/openapi.json", openapi), Route("/", page)]
     known_paths = {route.path for route in routes}
@@ -282,32 +335,6 @@ SECURITY_HEADERS = {
                                 "style-src 'self' 'unsafe-inline'; img-src * data:; "
                                 "frame-ancestors 'none'"),
 }
-
-
-def _document(i: int, doc: Any, max_chars: int) -> Product:
-    title: Any
-    body: Any
-    if isinstance(doc, str):
-        title, body = parse_product_text(doc) or (doc, "")
-        doc_id = str(i)
-    elif isinstance(doc, dict):
-        title = doc.get("title") or doc.get("text")
-        body = doc.get("description") or ("" if doc.get("title") is None
-                                          else doc.get("text", ""))
-        doc_id = str(doc.get("id", i))
-        if not isinstance(title, str) or not isinstance(body, str):
-            raise ApiError(422, "invalid_request",
-                           f"documents[{i}] needs a string title or text")
-    else:
-        raise ApiError(422, "invalid_request", f"documents[{i}] must be a string or an object")
-    if len(title) + len(body) > max_chars:
-        raise ApiError(422, "invalid_request", f"documents[{i}] is over {max_chars} characters")
-    if not title.strip():
-        raise ApiError(422, "invalid_request", f"documents[{i}] is empty")
-    if lone_surrogate_at(title + body) is not None:
-        raise ApiError(422, "invalid_request", f"documents[{i}] is not valid Unicode text "
-                                               "(a lone surrogate)")
-    return Product(parent_asin=doc_id, title=title, description=body)
 
 
 OPENAPI: dict[str, Any] = openapi_document(_version())

@@ -134,6 +134,11 @@ class RerankRequest(BaseModel):
         "items": {"oneOf": [{"type": "string"}, {"type": "object"}]}})
     top_n: StrictInt | None = Field(None, ge=1, description="clamped to len(documents)")
     return_documents: StrictBool = False
+    max_tokens_per_doc: StrictInt | None = Field(
+        None, ge=1, description="honoured up to the model's own per-pair budget (a larger value "
+        "changes nothing); below it the request is refused")
+    rules: StrictBool = Field(True, description="false: the model alone, on the query as typed "
+                              "(no understanding, no business rules)")
 
     @field_validator("documents")
     @classmethod
@@ -149,11 +154,41 @@ class RerankRequest(BaseModel):
         return value
 
 
+class ClusterUnderstandRequest(BaseModel):
+    """POST /opensearch/understand (an OpenSearch search pipeline's request processor)."""
+
+    query: Query
+    size: StrictInt = Field(10, ge=0, le=10_000, description="the search's size")
+    start: StrictInt = Field(0, ge=0, le=0, alias="from", description="the search's from: "
+                             "the pipeline serves the first page only")
+
+
+class ClusterRankRequest(BaseModel):
+    """POST /opensearch/rank (an OpenSearch search pipeline's response processor): the query
+    as typed and, per hit in the cluster's order, its id, product and stock fields."""
+
+    query: Query
+    ids: list[StrictStr] = Field(max_length=DEFAULTS.max_documents)
+    products: list[StrictStr] = Field(max_length=DEFAULTS.max_documents)
+    stocks: list[StrictStr] = Field(max_length=DEFAULTS.max_documents)
+
+
 class RerankResult(BaseModel):
     index: int
-    relevance_score: float = Field(description="in [0, 1]")
+    relevance_score: float = Field(description="in [0, 1]; with rules, the model's score "
+                                   "capped by the result above it, so results read best-first")
     id: str | None = Field(None, description="the document's id, when it had one")
     document: dict[str, Any] | None = Field(None, description="with return_documents")
+    rerank_score: float | None = Field(None, description="the model's own score, when a rule "
+                                       "moved the document below a lower-scored one")
+    rules: list[dict[str, str]] | None = Field(None, description="what each rule did to it")
+
+
+class RerankRemoved(BaseModel):
+    index: int
+    id: str | None = None
+    rule: str
+    reason: str
 
 
 class ApiVersion(BaseModel):
@@ -162,6 +197,11 @@ class ApiVersion(BaseModel):
 
 class RerankMeta(BaseModel):
     api_version: ApiVersion
+    understood: dict[str, Any] | None = Field(None, description="the query as the model read "
+                                              "it, and the constraints taken from it")
+    removed: list[RerankRemoved] = Field(default_factory=list, description="documents a rule "
+                                         "removed (an excluded brand, a collapsed variant): "
+                                         "not in results")
 
 
 class RerankResponse(BaseModel):

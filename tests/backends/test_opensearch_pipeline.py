@@ -1,5 +1,7 @@
-"""OpenSearch's own search pipeline reranking through `rex-search serve`'s /rerank, on the real
-node (ml-commons remote connector -> neural-search `rerank` processor -> our service)."""
+"""OpenSearch's own search pipeline running rex-search's whole ranking, on the real node:
+a plain client query with ``?search_pipeline=`` is understood, retrieved with its filters,
+reranked and ruled by `rex-search serve` (ml-commons remote connectors), and gives the same top
+10 as `SearchPipeline.search` over the same index."""
 
 from __future__ import annotations
 
@@ -10,19 +12,19 @@ import httpx
 import pytest
 from opensearchpy import OpenSearch
 
+from rex_search.backends.base import StockRecord
 from rex_search.backends.connection import parse_target
-from rex_search.backends.embedded import EmbeddedBackend
 from rex_search.backends.opensearch import OpenSearchBackend
 from rex_search.catalog.prompt import parse_product_text, product_text
-from rex_search.catalog.schema import Product
+from rex_search.catalog.schema import Product, brand_key
 from rex_search.errors import BackendError
 from rex_search.indexer.indexer import index_catalog
 from rex_search.integrations.opensearch_pipeline import (
     TRUSTED,
     MlCommons,
     check_index,
+    connector_body,
     install,
-    plan,
     trusted_regex,
     uninstall,
 )
@@ -33,7 +35,8 @@ from tests.conftest import RULES_FIXTURE
 from tests.service_server import running
 
 pytestmark = pytest.mark.opensearch
-QUERY = "usb c charger for my phone"
+QUERY = "running shoes no nike"
+KEY = "pipeline-test-key"
 
 
 @pytest.fixture(scope="module")
@@ -42,24 +45,40 @@ def reranker():
 
 
 @pytest.fixture(scope="module")
-def service(fixture_index_dir, embedder, reranker):
-    backend = EmbeddedBackend(fixture_index_dir)
-    with running(create_app(SearchPipeline(backend, embedder, reranker))) as base:
-        yield base
-    backend.close()
-
-
-@pytest.fixture(scope="module")
 def cluster(opensearch_node, embedder):
-    """The rules fixture indexed on the real node; (client, alias)."""
+    """The rules fixture indexed on the real node; (client, alias, backend)."""
     alias = f"pipeline-{uuid.uuid4().hex[:8]}"
     backend = OpenSearchBackend(parse_target(f"opensearch://127.0.0.1:{opensearch_node.port}/"
                                              f"{alias}?knn_engine=lucene"),
                                 embedder.dim, embedder.model_id)
     index_catalog(RULES_FIXTURE, backend, embedder)
     client = OpenSearch(hosts=[opensearch_node.url], timeout=60)
-    yield client, alias
+    yield client, alias, backend
     client.close()
+
+
+@pytest.fixture(scope="module")
+def rex(cluster, embedder, reranker):
+    """`SearchPipeline` over the very index the cluster searches, and its service protected by
+    an API key: (pipeline, service URL)."""
+    pipeline = SearchPipeline(cluster[2], embedder, reranker)
+    with running(create_app(pipeline, api_key=KEY)) as base:
+        yield pipeline, base
+
+
+@pytest.fixture(scope="module")
+def installed(cluster, rex):
+    client, _, _ = cluster
+    existing = "^https://search\\.internal\\.example/.*$"
+    client.cluster.put_settings(body={"persistent": {TRUSTED: [existing]}})
+    created = install(client, rex[1], "rex-all", api_key=KEY)
+    yield created, existing
+    uninstall(client, rex[1], "rex-all")
+
+
+def _search(client, alias, query, size=10, **extra):
+    return client.search(index=alias, params={"search_pipeline": "rex-all"}, body={
+        "size": size, "query": {"multi_match": {"query": query}}, **extra})["hits"]["hits"]
 
 
 def _connectors_and_models(client, pipeline):
@@ -67,43 +86,77 @@ def _connectors_and_models(client, pipeline):
         body = {"query": {"term": {"name.keyword": name}}}
         return client.transport.perform_request("POST", f"/_plugins/_ml/{kind}/_search",
                                                 body=body)["hits"]["total"]["value"]
-    return (count("connectors", f"rex-search reranker ({pipeline})"),
-            count("models", f"rex-search-reranker-{pipeline}"))
+    return tuple(count(kind, f"rex-search {role} ({pipeline})" if kind == "connectors"
+                       else f"rex-search-{role}-{pipeline}")
+                 for role in ("understand", "rank") for kind in ("connectors", "models"))
 
 
-def test_opensearch_returns_rex_search_order_and_scores(cluster, service, reranker):
-    client, alias = cluster
-    existing = "^https://search\\.internal\\.example/.*$"
-    client.cluster.put_settings(body={"persistent": {TRUSTED: [existing]}})
-    check_index(client, alias)
-    created = install(client, service, "rex-rerank-test")
+def test_the_pipeline_alone_gives_rex_search_query_top_10_rules_included(cluster, rex,
+                                                                         installed):
+    client, alias, _ = cluster
+    pipeline, _ = rex
+    created, existing = installed
     assert created["private_ip_enabled"] == "true"  # the service listens on 127.0.0.1
+    assert created["authorization"] == "true"
     trusted = client.cluster.get_settings()["persistent"]["plugins"]["ml_commons"][
         "trusted_connector_endpoints_regex"]
-    assert trusted == [existing, trusted_regex(service)]  # appended, not overwritten
+    assert trusted == [existing, trusted_regex(rex[1])]  # appended, not overwritten
+    hits = _search(client, alias, QUERY)
+    expected = pipeline.search(QUERY, size=10).hits
+    assert [h["_id"] for h in hits] == [h.parent_asin for h in expected]
+    assert len(hits) == 10
+    assert not any(brand_key(h["_source"]["brand"] or "") == "nike" for h in hits)
+    first = hits[0]["_source"]["rex_explanation"]
+    assert first["understood"]["model_text"] == "running shoes"
+    assert first["understood"]["exclude_brands"] == ["Nike"]
+    assert first["rerank_score"] == pytest.approx(expected[0].explanation.rerank_score, abs=1e-6)
+    assert "embedding" not in hits[0]["_source"]
+    # The same query without the pipeline: Nike is there, so the pipeline did the excluding.
+    plain = client.search(index=alias, body={"size": 10, "query": {"multi_match": {
+        "query": QUERY}}})["hits"]["hits"]
+    assert any(brand_key(h["_source"]["brand"] or "") == "nike" for h in plain)
 
-    body = {"size": 10, "_source": ["rerank_text", "title"],
-            "query": {"multi_match": {"query": QUERY, "fields": ["title", "description"]}}}
-    plain = client.search(index=alias, body=body)["hits"]["hits"]
-    reranked = client.search(index=alias, params={"search_pipeline": "rex-rerank-test"}, body={
-        **body, "ext": {"rerank": {"query_context": {"query_text": QUERY}}}})["hits"]["hits"]
-    assert len(plain) == len(reranked) == 10
-    # What our reranker says of the same ten products, in the RexReranker product format.
-    texts = [h["_source"]["rerank_text"] for h in plain]
-    products = [parse_product_text(t) for t in texts]
-    assert all(products)
-    by_service = httpx.post(f"{service}/rerank", json={"query": QUERY, "documents": texts},
-                            timeout=60).json()["results"]
-    expected = [plain[r["index"]]["_id"] for r in by_service]
-    assert [h["_id"] for h in reranked] == expected
-    scores = {plain[r["index"]]["_id"]: r["relevance_score"] for r in by_service}
-    for hit in reranked:
-        assert hit["_score"] == pytest.approx(scores[hit["_id"]], abs=1e-5)
-    assert expected != [h["_id"] for h in plain]  # the pipeline did reorder BM25's list
+
+def test_an_out_of_stock_product_is_demoted_as_in_search(cluster, rex, installed):
+    client, alias, backend = cluster
+    pipeline, _ = rex
+    query = "running shoes"
+    top = _search(client, alias, query)[0]["_id"]
+    backend.update_inventory([StockRecord(top, False, 0)])
+    try:
+        hits = _search(client, alias, query, size=20)
+        expected = pipeline.search(query, size=20).hits
+        assert [h["_id"] for h in hits] == [h.parent_asin for h in expected]
+        moved = next(h for h in hits if h["_id"] == top)
+        assert hits.index(moved) > 0
+        assert any(r["rule"] == "availability" and r["action"] == "demoted"
+                   for r in moved["_source"]["rex_explanation"]["rules"])
+    finally:
+        backend.update_inventory([StockRecord(top, None, None)])
+
+
+def test_a_protected_service_refuses_a_connector_without_its_key(cluster, rex, installed):
+    client, alias, _ = cluster
+    created, _ = installed
+    cluster_calls = MlCommons(client)
+    connector = created["rank_connector_id"]
+    stored = cluster_calls.call("read", "GET", f"/_plugins/_ml/connectors/{connector}")
+    assert stored["actions"][0]["headers"]["Authorization"] == "Bearer ${credential.api_key}"
+    assert KEY not in json.dumps(stored)  # the cluster keeps the key encrypted
+    response = httpx.post(f"{rex[1]}/opensearch/understand", json={"query": QUERY}, timeout=30)
+    assert response.status_code == 401
+    body = connector_body("understand", rex[1], "rex-all")
+    assert "Authorization" not in body["actions"][0]["headers"]
+
+
+def test_a_later_page_is_refused_not_answered_with_the_first(cluster, installed):
+    client, alias, _ = cluster
+    with pytest.raises(Exception, match="from"):
+        _search(client, alias, QUERY, **{"from": 10})
 
 
 def test_the_model_sees_exactly_the_product_text(cluster):
-    client, alias = cluster
+    client, alias, _ = cluster
     hit = client.search(index=alias, body={"size": 1, "_source": ["rerank_text", "product"],
                                            "query": {"match": {"title": "charger"}}})
     source = hit["hits"]["hits"][0]["_source"]
@@ -114,49 +167,52 @@ def test_the_model_sees_exactly_the_product_text(cluster):
         source["rerank_text"]  # /rerank rebuilds the very same model input
 
 
-def test_install_twice_updates_in_place_and_uninstall_removes_everything(cluster, service):
-    client, alias = cluster
+def test_install_twice_updates_in_place_and_uninstall_removes_everything(cluster, rex):
+    client, _, _ = cluster
+    service = rex[1]
     first = install(client, service, "rex-twice")
     second = install(client, service, "rex-twice")
-    assert (second["connector_id"], second["model_id"]) == (first["connector_id"],
-                                                            first["model_id"])
-    assert _connectors_and_models(client, "rex-twice") == (1, 1)
+    assert second == first
+    assert _connectors_and_models(client, "rex-twice") == (1, 1, 1, 1)
     trusted = client.cluster.get_settings()["persistent"]["plugins"]["ml_commons"][
         "trusted_connector_endpoints_regex"]
     assert trusted.count(trusted_regex(service)) == 1
     removed = uninstall(client, service, "rex-twice")
-    assert removed["model_id"] == first["model_id"]
-    assert removed["connector_id"] == first["connector_id"]
-    assert _connectors_and_models(client, "rex-twice") == (0, 0)
+    assert sorted(removed["model_ids"]) == sorted([first["understand_model_id"],
+                                                   first["rank_model_id"]])
+    assert sorted(removed["connector_ids"]) == sorted([first["understand_connector_id"],
+                                                       first["rank_connector_id"]])
+    assert _connectors_and_models(client, "rex-twice") == (0, 0, 0, 0)
     with pytest.raises(Exception, match="404|not_found|missing"):
         client.transport.perform_request("GET", "/_search/pipeline/rex-twice")
     again = uninstall(client, service, "rex-twice")  # nothing left: nothing to do
-    assert again == {"search_pipeline": None, "model_id": None, "connector_id": None,
+    assert again == {"search_pipeline": None, "model_ids": [], "connector_ids": [],
                      "trusted_endpoint": None}
 
 
 def test_a_connector_update_refused_while_its_model_is_live_undeploys_and_retries(cluster,
-                                                                                   service):
+                                                                                   rex):
     """The race CI met: the node still held the model when the connector update came. Here the
     model is plainly deployed, so the first update is refused for the same reason."""
-    client, _ = cluster
-    ids = install(client, service, "rex-live")
+    client, _, _ = cluster
+    ids = install(client, rex[1], "rex-live")
     live = MlCommons(client)
-    assert live.call("read", "GET", f"/_plugins/_ml/models/{ids['model_id']}")[
-        "model_state"] == "DEPLOYED"
-    body = plan(service, "rex-live")[1].body
-    live.update_connector(ids["connector_id"], body, ids["model_id"])
-    assert live.call("read", "GET", f"/_plugins/_ml/models/{ids['model_id']}")[
-        "model_state"] != "DEPLOYED"
-    live.deploy(ids["model_id"])
+    model, connector = ids["rank_model_id"], ids["rank_connector_id"]
+    assert live.call("read", "GET", f"/_plugins/_ml/models/{model}")["model_state"] == \
+        "DEPLOYED"
+    body = connector_body("rank", rex[1], "rex-live")
+    live.update_connector(connector, body, model)
+    assert live.call("read", "GET", f"/_plugins/_ml/models/{model}")["model_state"] != \
+        "DEPLOYED"
+    live.deploy(model)
     with pytest.raises(BackendError, match="still using this connector"):
-        live.update_connector(ids["connector_id"], body, None, attempts=2)  # nothing undeploys
-    uninstall(client, service, "rex-live")
+        live.update_connector(connector, body, None, attempts=2)  # nothing undeploys
+    uninstall(client, rex[1], "rex-live")
 
 
 def test_an_index_without_the_prepared_field_is_refused(cluster):
-    client, _ = cluster
+    client, _, _ = cluster
     client.indices.create(index="legacy-rex", body={"mappings": {"properties": {
         "title": {"type": "text"}}}})
-    with pytest.raises(BackendError, match="no rerank_text field.*--reindex"):
+    with pytest.raises(BackendError, match="no rerank_text, product, stock field.*--reindex"):
         check_index(client, "legacy-rex")
