@@ -46,7 +46,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"rules"},
     {"pipelines"},
-    {"evaluate", "integrations"},
+    {"evaluate", "integrations", "ranking"},
     {"train"},
     {"service"},
     {"cli"},

@@ -242,8 +242,11 @@ class SearchPipeline:
         """
         check_query(query)
         started = time.perf_counter()
-        brands = [c.brand if isinstance(c, Product) else c.product.brand
-                  for c in candidates if not isinstance(c, str)]
+        # The candidates' brands are brands too; one without a brand field offers its title's
+        # first word (titles lead with the brand), so "no skechers" is read as a brand.
+        products = [c if isinstance(c, Product) else c.product
+                    for c in candidates if not isinstance(c, str)]
+        brands = [p.brand or next(iter(p.title.split()), None) for p in products]
         parsed = self.understand(query, interpret=apply_rules, brands=brands)[0]
         stored = self.backend.get([c for c in candidates if isinstance(c, str)])
         ranked: list[Ranked] = []

@@ -32,15 +32,25 @@ class BrandExclusion:
             return RuleOutcome(ranked)
         kept, removed = [], []
         for r in ranked:
-            key = brand_key(r.item.product.brand)
+            product = r.item.product
+            key, shown = brand_key(product.brand), product.brand
+            if not key:  # no brand field (a bare text document): a title led by the brand
+                key = next((k for k in title_brand_keys(product.title) if k in keys), "")
+                shown = f"{key} (the title's first words; no brand field)"
             if key in keys:
                 why = "compliance list" if key in {brand_key(b) for b in self.always_exclude} \
                     else "query excludes this brand"
-                removed.append((r, RuleEffect(self.name, "filtered",
-                                              f"brand {r.item.product.brand}: {why}")))
+                removed.append((r, RuleEffect(self.name, "filtered", f"brand {shown}: {why}")))
             else:
                 kept.append(r)
         return RuleOutcome(kept, removed)
+
+
+def title_brand_keys(title: str, words: int = 3) -> list[str]:
+    """Brand keys a title's first one to ``words`` words would make ("Under Armour Men's ..."
+    -> underarmour): product titles lead with the brand."""
+    parts = title.split()[:words]
+    return [brand_key(" ".join(parts[:n])) for n in range(1, len(parts) + 1)]
 
 
 def is_generic(brand: str | None) -> bool:

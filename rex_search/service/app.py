@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from rex_search.pipelines.documents import DocumentError, capped_scores, read_document
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.service.cluster_endpoints import (
     HitError,
@@ -27,7 +28,6 @@ from rex_search.service.cluster_endpoints import (
     read_hits,
     understood_search,
 )
-from rex_search.service.documents import DocumentError, capped_scores, read_document
 from rex_search.service.limits import Limits
 from rex_search.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from rex_search.service.metrics import Metrics

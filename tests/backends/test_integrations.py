@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -15,13 +16,17 @@ from rex_search.integrations.opensearch_pipeline import plan
 
 def test_install_pipeline_plan_shapes():
     existing = "^https://api\\.cohere\\.ai/.*$"
-    steps = plan("http://10.0.0.5:8080", "rex-rerank", connector_id="C1", model_id="M1",
-                 trusted=[existing])
+    steps = plan("http://10.0.0.5:8080", "rex-rerank", trusted=[existing], api_key="k",
+                 rrf_k=42)
     assert [(s.method, s.path) for s in steps] == [
-        ("PUT", "/_cluster/settings"), ("POST", "/_plugins/_ml/connectors/_create"),
-        ("POST", "/_plugins/_ml/models/_register"), ("POST", "/_plugins/_ml/models/M1/_deploy"),
+        ("PUT", "/_cluster/settings"),
+        ("POST", "/_plugins/_ml/connectors/_create"), ("POST", "/_plugins/_ml/models/_register"),
+        ("POST", "/_plugins/_ml/models/<understand_model_id>/_deploy"),
+        ("POST", "/_plugins/_ml/connectors/_create"), ("POST", "/_plugins/_ml/models/_register"),
+        ("POST", "/_plugins/_ml/models/<rank_model_id>/_deploy"),
         ("PUT", "/_search/pipeline/rex-rerank")]
-    settings, connector, model, _, pipeline = (s.body for s in steps)
+    settings, understand, understand_model, _, rank, rank_model, _, pipeline = \
+        (s.body for s in steps)
     persistent = settings["persistent"]
     # Appended to what the cluster trusts, never overwriting it.
     assert persistent["plugins.ml_commons.trusted_connector_endpoints_regex"] == [
@@ -29,23 +34,43 @@ def test_install_pipeline_plan_shapes():
     assert persistent["plugins.ml_commons.connector.private_ip_enabled"] is True  # 10.0.0.5
     public = plan("http://93.184.216.34:8080")[0].body["persistent"]
     assert "plugins.ml_commons.connector.private_ip_enabled" not in public
-    action = connector["actions"][0]
-    assert connector["name"] == "rex-search reranker (rex-rerank)"
-    assert connector["parameters"]["endpoint"] == "http://10.0.0.5:8080"
-    assert connector["credential"]  # ml-commons refuses a connector without one
-    assert action["url"] == "${parameters.endpoint}/rerank"
-    assert action["pre_process_function"] == "connector.pre_process.cohere.rerank"
-    assert action["post_process_function"] == "connector.post_process.cohere.rerank"
-    assert "${parameters.documents}" in action["request_body"]
-    assert model == {"name": "rex-search-reranker-rex-rerank", "function_name": "remote",
-                     "description": model["description"], "connector_id": "C1"}
-    processor = pipeline["response_processors"][0]["rerank"]
+    assert understand["name"] == "rex-search understand (rex-rerank)"
+    assert rank["name"] == "rex-search rank (rex-rerank)"
+    for connector, path in ((understand, "/opensearch/understand"), (rank, "/opensearch/rank")):
+        action = connector["actions"][0]
+        assert connector["parameters"]["endpoint"] == "http://10.0.0.5:8080"
+        assert connector["credential"] == {"api_key": "k"}
+        assert action["headers"]["Authorization"] == "Bearer ${credential.api_key}"
+        assert action["url"] == "${parameters.endpoint}" + path
+        filled = re.sub(r"\$\{parameters\.(\w+)\}",
+                        lambda m: "q" if m.group(1) == "query" else "1", action["request_body"])
+        assert set(json.loads(filled)) >= {"query"}  # JSON once ml-commons fills it in
+    assert understand_model["name"] == "rex-search-understand-rex-rerank"
+    assert rank_model["connector_id"] == "<rank_connector_id>"
+    request = pipeline["request_processors"]
+    assert [next(iter(p)) for p in request] == ["oversample", "ml_inference"]
+    assert request[1]["ml_inference"]["model_id"] == "<understand_model_id>"
+    assert request[1]["ml_inference"]["input_map"] == [{"query": "query.multi_match.query"}]
+    ranker = pipeline["phase_results_processors"][0]["score-ranker-processor"]
+    assert ranker["combination"] == {"technique": "rrf", "rank_constant": 42}
+    response = pipeline["response_processors"]
+    assert [next(iter(p)) for p in response] == ["ml_inference", "rerank", "truncate_hits"]
+    assert response[0]["ml_inference"]["input_map"][0]["stocks"] == "stock"
+    assert response[1]["rerank"]["by_field"]["target_field"] == "rex_score"
+    open_service = plan("http://10.0.0.5:8080")[1].body
+    assert "Authorization" not in open_service["actions"][0]["headers"]
+    assert "api_key" not in open_service["credential"]  # ml-commons needs one; no secret in it
+    with pytest.raises(ConfigError, match="--service must be http"):
+        plan("10.0.0.5:8080")
+
+
+def test_the_local_model_pipeline_reranks_the_prepared_field_alone():
+    from rex_search.integrations.opensearch_pipeline import rerank_pipeline_body
+
+    processor = rerank_pipeline_body("M1")["response_processors"][0]["rerank"]
     assert processor["ml_opensearch"]["model_id"] == "M1"
     # One prepared field: the processor joins several fields with no separator.
     assert processor["context"]["document_fields"] == ["rerank_text"]
-    assert "${" not in json.dumps([settings, model, pipeline])
-    with pytest.raises(ConfigError, match="--service must be http"):
-        plan("10.0.0.5:8080")
 
 
 def test_rerank_accepts_the_prepared_product_text():

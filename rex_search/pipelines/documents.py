@@ -18,8 +18,9 @@ from rex_search.catalog.schema import Product
 from rex_search.catalog.text import lone_surrogate_at
 
 # Keys a document object may carry besides id/title/text/description.
-CATALOG_KEYS = ("brand", "store", "main_category", "categories", "features", "price",
-                "details", "in_stock", "quantity")
+CATALOG_KEYS = ("parent_asin", "brand", "store", "main_category", "categories", "features",
+                "price", "details", "average_rating", "rating_number", "image", "in_stock",
+                "quantity")
 _KNOWN = {"id", "title", "text", "description", *CATALOG_KEYS}
 
 
@@ -29,6 +30,7 @@ class DocumentError(ValueError):
 
 def read_document(i: int, doc: Any, max_chars: int) -> IndexedProduct:
     """Document ``i`` as a product with its stock (None: unknown)."""
+    stock: tuple[bool | None, int | None]
     if isinstance(doc, str):
         title, body = parse_product_text(doc) or (doc, "")
         product, stock = Product(parent_asin=str(i), title=title, description=body), (None, None)
@@ -57,7 +59,10 @@ def _from_object(i: int, doc: dict[str, Any]) -> tuple[Product, tuple[bool | Non
         raise DocumentError(f"documents[{i}] needs a string title or text")
     try:
         product = Product(
-            parent_asin=str(doc.get("id", i)), title=title, description=body,
+            parent_asin=str(doc.get("id", doc.get("parent_asin", i))), title=title,
+            description=body, image=fields.optional_text(doc, "image"),
+            average_rating=fields.number(doc, "average_rating", 0, 5),
+            rating_number=fields.integer(doc, "rating_number", 0, 1e12),
             brand=fields.optional_text(doc, "brand"), store=fields.optional_text(doc, "store"),
             main_category=fields.optional_text(doc, "main_category"),
             categories=fields.text_list(doc, "categories"),
