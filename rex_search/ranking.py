@@ -26,6 +26,7 @@ from rex_search.backends.base import IndexedProduct
 from rex_search.backends.embedded import EmbeddedBackend
 from rex_search.catalog.schema import Product
 from rex_search.config import Config
+from rex_search.errors import ModelError
 from rex_search.indexer.embed import Embedder
 from rex_search.pipelines.documents import DocumentError, capped_scores, read_document
 from rex_search.pipelines.pipeline import SearchPipeline
@@ -108,6 +109,8 @@ def rank(query: str, documents: Sequence[Document], *, top_k: int | None = None,
         if first != i:
             raise DocumentError(f"documents[{i}] has the id of documents[{first}]")
     result = _pipeline(config or Config()).rerank(query, items, apply_rules=rules)
+    if result.degraded:
+        raise ModelError(f"the reranker failed: {result.degraded_reason}")
     scores = capped_scores([h.explanation.rerank_score for h in result.hits])
     ranked = tuple(RankedDocument(by_id[h.parent_asin], score, documents[by_id[h.parent_asin]],
                                   h.explanation.rerank_score, h.explanation.rules)

@@ -183,6 +183,9 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
                            f"{budget} tokens per (query, document) pair and cannot cut documents "
                            f"shorter; send shorter documents, or {budget} or more")
         result = await run_model(pipe.rerank, body.query, items, apply_rules=body.rules)
+        if result.degraded:  # no model scores: an order without scores is no rerank answer
+            logger.warning("rerank %s: %s", request.state.request_id, result.degraded_reason)
+            raise ApiError(500, "internal", "the reranker failed; see the server log")
         scores = capped_scores([h.explanation.rerank_score for h in result.hits])
         top_n = min(body.top_n or len(items), len(result.hits))
         results = []

@@ -71,6 +71,8 @@ def ranked_hits(pipeline: SearchPipeline, query: str,
             position, hit = place[asin]
             scores.append((n - position) / n)
             explanations.append(_explained(hit, result.constraints))
+            if result.degraded:  # the cluster's order, rules applied: said on every hit
+                explanations[-1]["degraded"] = result.degraded_reason
         else:
             effect = why.get(asin)
             scores.append(0.0)
