@@ -19,6 +19,24 @@ def train_data() -> None:
     """Training data generation."""
 
 
+@train_data.command("relabel")
+@click.argument("data", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--teacher", required=True, help="the full reranker (a model directory or name)")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--weight", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="move each target this far toward the teacher's score")
+def train_data_relabel(data: Path, teacher: str, out: Path, weight: float) -> None:
+    """Targets for a student: DATA's pairs scored by the TEACHER reranker
+    (rex_search/train/student.py)."""
+    from rex_search.rerank.base import load_reranker
+    from rex_search.train.student import relabel
+
+    model = load_reranker(teacher)
+    with progress_bar(None, "teacher scores", "pairs") as step:
+        count = relabel(data, model, out, weight, progress=step)
+    click.echo(f"{count} pairs relabelled by {model.name} -> {out}")
+
+
 @train_data.command("synth")
 @click.argument("catalog", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True,

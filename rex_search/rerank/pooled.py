@@ -64,21 +64,17 @@ class PooledCrossEncoder(torch.nn.Module):
         the listed ones (e.g. every other layer of a deeper teacher: a smaller student that
         still spans the whole depth)."""
         encoder = _encoder(path, **kwargs)
-        if layers:
-            keep = list(range(layers)) if isinstance(layers, int) else list(layers)
-            if max(keep) >= len(encoder.encoder.layer):
-                raise ValueError(f"{path} has {len(encoder.encoder.layer)} layers; asked for "
-                                 f"layer {max(keep)}")
-            layers_of = encoder.encoder.layer
-            encoder.encoder.layer = torch.nn.ModuleList([layers_of[i] for i in keep])  # type: ignore[misc]
-            encoder.config.num_hidden_layers = len(keep)
+        _keep_layers(encoder, layers, path)
         return cls(encoder, labels, pooling)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, **kwargs) -> PooledCrossEncoder:
+    def from_pretrained(cls, path: str | Path, layers: int | tuple[int, ...] | None = None,
+                        **kwargs) -> PooledCrossEncoder:
+        """A model trained here; ``layers`` as in `from_base` (a student cut from it)."""
         from safetensors.torch import load_file
 
         encoder = _encoder(str(path), **kwargs)
+        _keep_layers(encoder, layers, str(path))
         model = cls(encoder, int(encoder.config.num_labels), encoder.config.rex_pooling)
         model.head.load_state_dict(load_file(str(Path(path) / "head.safetensors")))
         return model.eval()
@@ -91,6 +87,19 @@ class PooledCrossEncoder(torch.nn.Module):
         self.encoder.save_pretrained(str(out))
         save_file({k: v.contiguous() for k, v in self.head.state_dict().items()},
                   str(Path(out) / "head.safetensors"))
+
+
+def _keep_layers(encoder: torch.nn.Module, layers: int | tuple[int, ...] | None,
+                 path: str) -> None:
+    """Keep the first N encoder layers, or the listed ones."""
+    if not layers:
+        return
+    keep = list(range(layers)) if isinstance(layers, int) else list(layers)
+    have = encoder.encoder.layer  # type: ignore[union-attr]
+    if max(keep) >= len(have):
+        raise ValueError(f"{path} has {len(have)} layers; asked for layer {max(keep)}")
+    encoder.encoder.layer = torch.nn.ModuleList([have[i] for i in keep])  # type: ignore[union-attr, misc]
+    encoder.config.num_hidden_layers = len(keep)  # type: ignore[union-attr]
 
 
 def _encoder(path: str, **kwargs) -> torch.nn.Module:

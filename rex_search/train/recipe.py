@@ -71,7 +71,7 @@ def build_model(config: TrainConfig):
 
     labels = 11 if config.loss == "distributional" else 1
     if config.init:
-        model = PooledCrossEncoder.from_pretrained(config.init)
+        model = PooledCrossEncoder.from_pretrained(config.init, config.layers)
         if model.config.num_labels != labels:
             raise ValueError(f"{config.init} has {model.config.num_labels} outputs; loss "
                              f"{config.loss!r} needs {labels}")

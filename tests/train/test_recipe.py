@@ -97,3 +97,44 @@ def test_mean_pooling_ignores_padding():
         assert batch["attention_mask"][0].sum() < batch["attention_mask"].shape[1]
         with torch.inference_mode():
             assert torch.allclose(model(**batch)[0], alone[0], atol=1e-5)
+
+
+def test_a_student_is_cut_from_a_trained_model_and_learns_the_teachers_scores(tmp_path: Path):
+    """`--init MODEL --layers ...`: the student keeps the listed layers of a model trained here
+    (head included); `relabel` sets its targets to the teacher reranker's scores."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rex_search.rerank.base import load_reranker
+    from rex_search.rerank.pooled import PooledCrossEncoder
+    from rex_search.train.student import relabel
+
+    docs = (JudgedDoc("A", "Nike running shoe", "mesh", 1.0),
+            JudgedDoc("B", "leather shoe laces", "cord", 0.1))
+    queries = [QueryJudgments(f"q{i}", "running shoes", docs) for i in range(2)]
+    teacher_dir = tmp_path / "teacher"
+    train(queries, TrainConfig(layers=3, epochs=1, batch_size=4, max_tokens=32), out=teacher_dir,
+          log=lambda _: None)
+    student = PooledCrossEncoder.from_pretrained(teacher_dir, layers=(0, 2))
+    assert student.config.num_hidden_layers == 2
+    teacher = PooledCrossEncoder.from_pretrained(teacher_dir)
+    for kept, source in zip(student.encoder.encoder.layer, (0, 2), strict=True):
+        original = teacher.encoder.encoder.layer[source]
+        assert all((a == b).all() for a, b in zip(kept.parameters(), original.parameters(),
+                                                  strict=True))
+    data = tmp_path / "pairs.parquet"
+    pq.write_table(pa.table({"query_string": ["running shoes", "running shoes", "tent"],
+                             "parent_asin": ["A", "B", "A"],
+                             "title": ["Nike running shoe", "leather shoe laces",
+                                       "Nike running shoe"],
+                             "description": ["mesh", "cord", "mesh"],
+                             "relevance_score": [1.0, 0.1, 0.0]}), data)
+    scorer = load_reranker("rex-reranker-bge-small")
+    for weight in (0.0, 1.0):
+        relabel(data, scorer, tmp_path / "out.parquet", weight)
+        out = pq.read_table(tmp_path / "out.parquet").to_pydict()
+        if weight == 0.0:
+            assert out["relevance_score"] == [1.0, 0.1, 0.0]
+        else:
+            assert out["relevance_score"] == out["teacher_rerank"]
+    assert out["teacher_rerank"][0] > out["teacher_rerank"][1] > 0  # a real model's judgment

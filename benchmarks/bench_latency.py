@@ -1,0 +1,187 @@
+"""Issue #23's levers, each judged by its latency and its relevance cost, in one run.
+
+    python benchmarks/bench_latency.py [--student DIR] [--index DIR] [--smoke]
+
+On the sample index (built here, or ``--index`` an existing one made with the default
+embedder) every configuration runs the 50 DEV queries through the whole `SearchPipeline`
+(score cache off, result cache off): rerank p50/p95 and whole-query p50, and end-to-end
+nDCG@10/@5 of the first page against DEV's judgments (an unjudged product counts 0, the same
+for every row). "gain kept" is (row − fused retrieval order) / (full model − fused retrieval
+order): the share of today's default's gain over the first stage that the row keeps. The
+model-level rows are also scored in rerank mode (each query's judged candidates) on DEV as is,
+titles only and HTML descriptions, against the best of fused and dense on the same variant.
+Rows:
+- full: today's default (12 layers, 64 tokens, window 100): the reference of every ratio;
+- window k: the cascade with the fused first stage as the cheap scorer (the model on its
+  top k, the rest below in fused order);
+- tokens n: the product text cut to n tokens per pair;
+- budget_ms 100: today's deadline path (scores best-first in small batches while it lasts);
+- student: a smaller model (``--student DIR``), with and without a window.
+Numbers are this run's on this machine; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_pipeline import pct, table  # noqa: E402
+from rex_search.backends.embedded import EmbeddedBackend  # noqa: E402
+from rex_search.catalog.reader import read_catalog  # noqa: E402
+from rex_search.catalog.schema import embedding_text  # noqa: E402
+from rex_search.config import RerankConfig  # noqa: E402
+from rex_search.evaluate.judgments import QueryJudgments, read_judgments  # noqa: E402
+from rex_search.evaluate.metrics import ndcg  # noqa: E402
+from rex_search.evaluate.rankers import DenseRanker, FusedRanker  # noqa: E402
+from rex_search.evaluate.robustness import VARIANTS, variant  # noqa: E402
+from rex_search.indexer.embed import Embedder  # noqa: E402
+from rex_search.model_files import BUNDLED_RERANKER  # noqa: E402
+from rex_search.onnx_session import machine  # noqa: E402
+from rex_search.pipelines.pipeline import SearchPipeline  # noqa: E402
+from rex_search.rerank.base import load_reranker  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "esci-sample"
+
+
+@dataclass
+class Row:
+    label: str
+    model: str
+    window: int = 100
+    max_tokens: int = 256
+    budget_ms: float | None = None
+    stages: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    ndcg10: float = 0.0
+    ndcg5: float = 0.0
+
+
+def _mean(values: list[float | None]) -> float:
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else 0.0
+
+
+def build_index(folder: Path, embedder: Embedder, limit: int | None) -> EmbeddedBackend:
+    products = [p for b in read_catalog(DATA / "catalog.parquet") for p in b.products][:limit]
+    vectors = embedder.encode([embedding_text(p) for p in products])
+    backend = EmbeddedBackend(folder, dim=embedder.dim, model_id=embedder.model_id)
+    for i in range(0, len(products), 512):
+        backend.upsert(products[i:i + 512], vectors[i:i + 512])
+    backend.commit()
+    return backend
+
+
+def run_row(row: Row, backend, embedder: Embedder, queries: list[QueryJudgments],
+            repeats: int) -> None:
+    reranker = load_reranker(row.model, embedder, max_tokens=row.max_tokens,
+                             stored_vectors=backend.vectors)
+    reranker.cache = None  # type: ignore[attr-defined]  # every repetition scores again
+    pipeline = SearchPipeline(backend, embedder, reranker, cache_size=0,
+                              rerank=RerankConfig(window=row.window))
+    pipeline.search(queries[0].query)  # warm-up
+    at10, at5 = [], []
+    for repeat in range(repeats):
+        for q in queries:
+            result = pipeline.search(q.query, size=10, budget_ms=row.budget_ms)
+            for stage, ms in result.timings_ms.items():
+                row.stages[stage].append(ms)
+            if repeat == 0:
+                judged = {d.parent_asin: d.relevance for d in q.docs}
+                gains = [judged.get(h.parent_asin, 0.0) for h in result.hits]
+                at10.append(ndcg(gains, list(judged.values()), 10))
+                at5.append(ndcg(gains, list(judged.values()), 5))
+    row.ndcg10, row.ndcg5 = _mean(at10), _mean(at5)
+
+
+def fused_order(backend, embedder, queries: list[QueryJudgments]) -> tuple[float, float]:
+    pipeline = SearchPipeline(backend, embedder, load_reranker("embedding-cosine", embedder),
+                              cache_size=0)
+    at10, at5 = [], []
+    for q in queries:
+        hits = pipeline.search(q.query, size=10, rerank=False).hits
+        judged = {d.parent_asin: d.relevance for d in q.docs}
+        gains = [judged.get(h.parent_asin, 0.0) for h in hits]
+        at10.append(ndcg(gains, list(judged.values()), 10))
+        at5.append(ndcg(gains, list(judged.values()), 5))
+    return _mean(at10), _mean(at5)
+
+
+def rerank_mode(models: list[Row], embedder, queries: list[QueryJudgments]) -> None:
+    """nDCG@10 of each model on the judged candidates, per text variant."""
+    cheap = {"fused": FusedRanker(embedder), "dense": DenseRanker(embedder)}
+    rows, full = [], {}
+    for name in VARIANTS:
+        changed = variant(queries, name)
+        first = max(_mean([ndcg([q.docs[i].relevance for i in _order(r.score(
+            q.query_id, q.query, q.docs))], [d.relevance for d in q.docs], 10)
+            for q in changed]) for r in cheap.values())
+        for row in models:
+            reranker = load_reranker(row.model, embedder, max_tokens=row.max_tokens)
+            value = _mean([ndcg([q.docs[i].relevance for i in _order(reranker.score(
+                q.query, [d.as_product() for d in q.docs]))], [d.relevance for d in q.docs], 10)
+                for q in changed])
+            full.setdefault(name, value)  # the first model row is the full model
+            kept = f"{(value - first) / (full[name] - first):.0%}" if full[name] > first \
+                else "- (no gain)"
+            rows.append([name, row.label, f"{first:.4f}", f"{value:.4f}", kept])
+    table("Rerank mode (each DEV query's judged candidates), nDCG@10",
+          ["variant", "model", "best first stage", "model", "gain kept"], rows)
+
+
+def _order(scores: list[float]) -> list[int]:
+    return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--student", help="a smaller reranker's directory to compare")
+    parser.add_argument("--index", type=Path, help="an existing sample index (default: build)")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="300 products, 3 queries")
+    args = parser.parse_args()
+    queries = read_judgments(DATA / "dev" / "eress.parquet")[: 3 if args.smoke else None]
+    embedder = Embedder()
+    with tempfile.TemporaryDirectory() as work:
+        backend = EmbeddedBackend(args.index) if args.index else \
+            build_index(Path(work) / "sample", embedder, 300 if args.smoke else None)
+        full = BUNDLED_RERANKER
+        rows = [Row("full (today's default)", full), Row("window 50", full, window=50),
+                Row("window 30", full, window=30), Row("window 20", full, window=20),
+                Row("tokens 48", full, max_tokens=48), Row("tokens 40", full, max_tokens=40),
+                Row("budget_ms 100", full, budget_ms=100.0)]
+        if args.student:
+            rows += [Row("student", args.student), Row("student, window 50", args.student,
+                                                       window=50)]
+        for row in rows:
+            run_row(row, backend, embedder, queries, 1 if args.smoke else args.repeats)
+        base10, base5 = fused_order(backend, embedder, queries)
+        reference = rows[0]
+        ref_ms = pct(reference.stages["rerank"], 50)
+        cpu = machine()
+        print(f"CPU: {cpu.get('cpu', platform.processor())}; flags {cpu.get('cpu_flags', '?')}; "
+              f"onnxruntime {cpu.get('onnxruntime', '?')}; {len(queries)} DEV queries x "
+              f"{args.repeats}, score and result caches off; started {time.strftime('%F %T')}")
+        table("End to end on the sample index (window = candidates the model scores; nDCG of "
+              f"the first page; fused retrieval order: {base10:.4f} / {base5:.4f})",
+              ["config", "rerank p50 ms", "rerank p95 ms", "whole p50 ms", "rerank / full",
+               "nDCG@10", "nDCG@5", "gain kept @10"],
+              [[r.label, f"{pct(r.stages['rerank'], 50):.0f}",
+                f"{pct(r.stages['rerank'], 95):.0f}", f"{pct(r.stages['total'], 50):.0f}",
+                f"{pct(r.stages['rerank'], 50) / ref_ms:.2f}", f"{r.ndcg10:.4f}",
+                f"{r.ndcg5:.4f}",
+                f"{(r.ndcg10 - base10) / (reference.ndcg10 - base10):.0%}"
+                if reference.ndcg10 > base10 else "- (no gain)"] for r in rows])
+        models = [rows[0], rows[4], rows[5]] + ([rows[7]] if args.student else [])
+        rerank_mode(models, embedder, queries)
+        backend.close()
+
+
+if __name__ == "__main__":
+    main()
