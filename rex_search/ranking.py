@@ -108,7 +108,8 @@ def rank(query: str, documents: Sequence[Document], *, top_k: int | None = None,
         first = by_id.setdefault(item.product.parent_asin, i)
         if first != i:
             raise DocumentError(f"documents[{i}] has the id of documents[{first}]")
-    result = _pipeline(config or Config()).rerank(query, items, apply_rules=rules)
+    result = _pipeline(config or Config()).rerank(query, items, apply_rules=rules,
+                                                   candidate_brands=True)
     if result.degraded:
         raise ModelError(f"the reranker failed: {result.degraded_reason}")
     scores = capped_scores([h.explanation.rerank_score for h in result.hits])

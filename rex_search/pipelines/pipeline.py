@@ -229,7 +229,8 @@ class SearchPipeline:
                                  ranking.parsed.exclude_brands)
 
     def rerank(self, query: str, candidates: Sequence[str | Product | IndexedProduct],
-               size: int | None = None, apply_rules: bool = True) -> SearchResult:
+               size: int | None = None, apply_rules: bool = True,
+               candidate_brands: bool = False) -> SearchResult:
         """Rerank candidates a host app retrieved itself, then apply the business rules.
 
         ``candidates`` in the app's order: ``parent_asin`` strings (read from the index, with
@@ -238,14 +239,16 @@ class SearchPipeline:
         in ``removed``, never dropped silently. Every candidate is scored (no window); the
         result is explained as `search`'s are, with retrieval ``{"given": rank}``. ``size``
         keeps the first hits (default: all). ``apply_rules=False``: the model alone, on the
-        query as typed (no understanding either).
+        query as typed (no understanding either). ``candidate_brands``: for candidates from
+        outside the index, read their brands (or a brand-less title's first word) as brands
+        the query may name.
         """
         check_query(query)
         started = time.perf_counter()
         # The candidates' brands are brands too; one without a brand field offers its title's
         # first word (titles lead with the brand), so "no skechers" is read as a brand.
         products = [c if isinstance(c, Product) else c.product
-                    for c in candidates if not isinstance(c, str)]
+                    for c in candidates if not isinstance(c, str)] if candidate_brands else []
         brands = [p.brand or next(iter(p.title.split()), None) for p in products]
         parsed = self.understand(query, interpret=apply_rules, brands=brands)[0]
         stored = self.backend.get([c for c in candidates if isinstance(c, str)])

@@ -182,7 +182,8 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
             raise ApiError(422, "invalid_request", f"max_tokens_per_doc: this model reads up to "
                            f"{budget} tokens per (query, document) pair and cannot cut documents "
                            f"shorter; send shorter documents, or {budget} or more")
-        result = await run_model(pipe.rerank, body.query, items, apply_rules=body.rules)
+        result = await run_model(pipe.rerank, body.query, items, apply_rules=body.rules,
+                                 candidate_brands=True)
         if result.degraded:  # no model scores: an order without scores is no rerank answer
             logger.warning("rerank %s: %s", request.state.request_id, result.degraded_reason)
             raise ApiError(500, "internal", "the reranker failed; see the server log")
