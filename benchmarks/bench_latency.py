@@ -11,9 +11,10 @@ order): the share of today's default's gain over the first stage that the row ke
 model-level rows are also scored in rerank mode (each query's judged candidates) on DEV as is,
 titles only and HTML descriptions, against the best of fused and dense on the same variant.
 Rows:
-- full: today's default (12 layers, 64 tokens, window 100): the reference of every ratio;
+- full: the full model on 100 candidates (12 layers, 64 tokens; the default before #23): the
+  reference of every ratio;
 - window k: the cascade with the fused first stage as the cheap scorer (the model on its
-  top k, the rest below in fused order);
+  top k, the rest below in fused order); window 50 is the default since #23;
 - tokens n: the product text cut to n tokens per pair;
 - budget_ms 100: today's deadline path (scores best-first in small batches while it lasts);
 - student: a smaller model (``--student DIR``), with and without a window.
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -68,8 +69,12 @@ def _mean(values: list[float | None]) -> float:
     return sum(kept) / len(kept) if kept else 0.0
 
 
-def build_index(folder: Path, embedder: Embedder, limit: int | None) -> EmbeddedBackend:
+def build_index(folder: Path, embedder: Embedder, limit: int | None,
+                titles_only: bool = False) -> EmbeddedBackend:
     products = [p for b in read_catalog(DATA / "catalog.parquet") for p in b.products][:limit]
+    if titles_only:  # another retailer's thin feed: the title and nothing else
+        products = [replace(p, description="", features=(), details={}, categories=(),
+                            main_category=None) for p in products]
     vectors = embedder.encode([embedding_text(p) for p in products])
     backend = EmbeddedBackend(folder, dim=embedder.dim, model_id=embedder.model_id)
     for i in range(0, len(products), 512):
@@ -144,21 +149,28 @@ def main() -> None:
     parser.add_argument("--student", help="a smaller reranker's directory to compare")
     parser.add_argument("--index", type=Path, help="an existing sample index (default: build)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--titles-only", action="store_true",
+                        help="index the catalog with titles only (a thin feed)")
+    parser.add_argument("--rows", help="comma-separated row labels to run (default: all)")
     parser.add_argument("--smoke", action="store_true", help="300 products, 3 queries")
     args = parser.parse_args()
     queries = read_judgments(DATA / "dev" / "eress.parquet")[: 3 if args.smoke else None]
     embedder = Embedder()
     with tempfile.TemporaryDirectory() as work:
         backend = EmbeddedBackend(args.index) if args.index else \
-            build_index(Path(work) / "sample", embedder, 300 if args.smoke else None)
+            build_index(Path(work) / "sample", embedder, 300 if args.smoke else None,
+                        args.titles_only)
         full = BUNDLED_RERANKER
-        rows = [Row("full (today's default)", full), Row("window 50", full, window=50),
+        rows = [Row("full, window 100", full), Row("window 50 (default)", full, window=50),
                 Row("window 30", full, window=30), Row("window 20", full, window=20),
                 Row("tokens 48", full, max_tokens=48), Row("tokens 40", full, max_tokens=40),
                 Row("budget_ms 100", full, budget_ms=100.0)]
         if args.student:
             rows += [Row("student", args.student), Row("student, window 50", args.student,
                                                        window=50)]
+        if args.rows:
+            wanted = args.rows.split(",")
+            rows = [rows[0], *[r for r in rows[1:] if r.label in wanted]]
         for row in rows:
             run_row(row, backend, embedder, queries, 1 if args.smoke else args.repeats)
         base10, base5 = fused_order(backend, embedder, queries)
@@ -178,8 +190,9 @@ def main() -> None:
                 f"{r.ndcg5:.4f}",
                 f"{(r.ndcg10 - base10) / (reference.ndcg10 - base10):.0%}"
                 if reference.ndcg10 > base10 else "- (no gain)"] for r in rows])
-        models = [rows[0], rows[4], rows[5]] + ([rows[7]] if args.student else [])
-        rerank_mode(models, embedder, queries)
+        models = [r for r in rows if r.window == 100 and r.budget_ms is None]
+        if not args.titles_only and len(models) > 1:
+            rerank_mode(models, embedder, queries)
         backend.close()
 
 

@@ -111,7 +111,7 @@ def bench_sample(workdir: Path, previous: str | None = None, limit: int | None =
                          f"{pct(stages[stage], 95):.2f}", *ratios])
     table(f"Query latency on the sample index ({len(queries)} DEV queries x {repeats}; "
           "bm25/dense top-200,"
-          f" rerank window 100; default = {RerankConfig().model}, combine "
+          f" rerank window {RerankConfig().window}; default = {RerankConfig().model}, combine "
           f"{RerankConfig().combine})",
           ["ranker", "stage", "p50 ms", "p95 ms", "p50 / cosine p50", "p50 / previous p50"],
           rows)

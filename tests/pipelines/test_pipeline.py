@@ -27,7 +27,7 @@ def test_running_shoes_top5_are_running_shoes(pipeline: SearchPipeline):
 def test_hits_carry_their_whole_story(pipeline: SearchPipeline):
     result = pipeline.search("usb c charger", size=5)
     assert result.reranker == "embedding-cosine(bge-small-en-v1.5)"
-    assert result.reranked == 100 and result.total_candidates > 100
+    assert result.reranked == RerankConfig().window and result.total_candidates > 100
     assert [h.rank for h in result.hits] == [1, 2, 3, 4, 5]
     assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
     for hit in result.hits:
