@@ -129,3 +129,29 @@ def test_rank_takes_products_and_refuses_bad_documents():
         rank("q", ["fine", {"title": "t", "price": [1]}])
     with pytest.raises(DocumentError, match="not one string"):
         rank("q", "a single string")  # type: ignore[arg-type]
+
+
+def test_the_cluster_rank_endpoint_scores_every_hit_in_order_and_names_bad_ones(service):
+    """What the OpenSearch pipeline's response processor calls (the real node's test is in
+    tests/backends/test_opensearch_pipeline.py): one score per hit in the order sent, the
+    hits a rule removed at 0 with the reason; a malformed hit is a 422 naming it."""
+    import json
+
+    pipeline, base = service
+    stored = pipeline.backend.get([f"FX{i:04d}" for i in range(1, 100)])
+    ids = list(stored)
+    products = [json.dumps(stored[a].product.to_dict()) for a in ids]
+    stocks = [json.dumps({"in_stock": stored[a].in_stock, "quantity": stored[a].quantity})
+              for a in ids]
+    body = {"query": QUERY, "ids": ids, "products": products, "stocks": stocks}
+    answer = httpx.post(f"{base}/opensearch/rank", json=body, timeout=60).json()
+    assert len(answer["scores"]) == len(ids) == len(answer["explanations"])
+    for asin, score, why in zip(ids, answer["scores"], answer["explanations"], strict=True):
+        if brand_key(stored[asin].product.brand) == "nike":
+            assert score == 0 and why["removed"]["rule"] == "brand_exclusion"
+    top = [a for _, a in sorted(zip(answer["scores"], ids, strict=True), reverse=True)][:10]
+    assert top == [h.parent_asin for h in pipeline.search(QUERY, size=10).hits]
+    bad = httpx.post(f"{base}/opensearch/rank", json={**body, "products": ["{}", *products[1:]]})
+    assert bad.status_code == 422 and "hit 0" in bad.json()["error"]["message"]
+    short = httpx.post(f"{base}/opensearch/rank", json={**body, "stocks": stocks[1:]})
+    assert short.status_code == 422 and "as long as each other" in short.json()["error"]["message"]

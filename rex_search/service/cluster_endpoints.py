@@ -19,9 +19,11 @@ from typing import Any
 
 from rex_search.backends.base import IndexedProduct
 from rex_search.backends.cluster_bodies import hybrid_query
-from rex_search.catalog.schema import Product
+from rex_search.pipelines.documents import DocumentError, read_document
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.results import Hit
+
+MAX_PRODUCT_CHARS = 1_000_000  # an indexed product's title and description together
 
 
 class HitError(ValueError):
@@ -44,16 +46,17 @@ def read_hits(ids: list[str], products: list[str], stocks: list[str]) -> list[In
                        f"the stock field existed: rebuild it with --reindex)")
     items = []
     for i, (asin, product, stock) in enumerate(zip(ids, products, stocks, strict=True)):
-        try:
-            item = Product.from_dict(json.loads(product))
-            state = json.loads(stock)
-            items.append(IndexedProduct(item, state.get("in_stock"), state.get("quantity")))
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise HitError(f"hit {i} ({asin!r}): its product or stock field is not what "
-                           f"rex-search indexes ({exc})") from None
-        if item.parent_asin != asin:
-            raise HitError(f"hit {i}: parent_asin {asin!r} differs from its product's "
-                           f"{item.parent_asin!r}")
+        try:  # the product and stock JSON checked as /rerank checks a document object
+            fields, state = json.loads(product), json.loads(stock)
+            if not isinstance(fields, dict) or not isinstance(state, dict):
+                raise DocumentError("expected JSON objects")
+            item = read_document(i, {**fields, **state}, MAX_PRODUCT_CHARS)
+        except (ValueError, RecursionError) as exc:  # DocumentError is a ValueError
+            raise HitError(f"hit {i} ({asin[:100]!r}): its product or stock field is not what "
+                           f"rex-search indexes ({str(exc)[:300]})") from None
+        if item.product.parent_asin != asin:
+            raise HitError(f"hit {i}: parent_asin {asin[:100]!r} differs from its product's")
+        items.append(item)
     return items
 
 

@@ -224,6 +224,8 @@ def _schemas() -> tuple[dict[str, Any], dict[str, Any]]:
                 ("SearchRequest", "validation", TypeAdapter(SearchRequest)),
                 ("SearchResult", "serialization", TypeAdapter(SearchResult)),
                 ("RerankRequest", "validation", TypeAdapter(RerankRequest)),
+                ("ClusterUnderstandRequest", "validation", TypeAdapter(ClusterUnderstandRequest)),
+                ("ClusterRankRequest", "validation", TypeAdapter(ClusterRankRequest)),
                 ("RerankResponse", "serialization", TypeAdapter(RerankResponse))]
     refs, definitions = TypeAdapter.json_schemas(
         adapters, ref_template="#/components/schemas/{model}")
@@ -243,6 +245,21 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "content": {"application/json": {"schema": refs[name]}}},
                 "422": {"description": "invalid request: the message names the field"}}
 
+    cluster = {
+        "/opensearch/understand": {"post": {
+            "summary": "An OpenSearch search pipeline's request processor: the query "
+                       "understood, as rex-search's hybrid retrieval query",
+            "requestBody": body("ClusterUnderstandRequest"),
+            "responses": {"200": {"description": "{query, size}"},
+                          "422": {"description": "invalid request: the message names the "
+                                                 "field"}}}},
+        "/opensearch/rank": {"post": {
+            "summary": "An OpenSearch search pipeline's response processor: one score and "
+                       "explanation per hit, reranked and ruled",
+            "requestBody": body("ClusterRankRequest"),
+            "responses": {"200": {"description": "{scores, explanations}"},
+                          "422": {"description": "invalid request: the message names the "
+                                                 "hit or field"}}}}}
     rerank = {"post": {"summary": "Score documents for a query (hosted-rerank shape)",
                        "requestBody": body("RerankRequest"),
                        "responses": answer("RerankResponse", "documents, best first")}}
@@ -253,7 +270,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/search": {"post": {"summary": "Retrieve, rerank, apply rules; explained results",
                                  "requestBody": body("SearchRequest"),
                                  "responses": answer("SearchResult", "one page of results")}},
-            "/rerank": rerank, "/v1/rerank": rerank, "/v2/rerank": rerank,
+            "/rerank": rerank, "/v1/rerank": rerank, "/v2/rerank": rerank, **cluster,
             "/health": {"get": {"summary": "200 when model and index are loaded, else 503",
                                 "responses": {"200": {"description": "ready"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics",
