@@ -152,6 +152,8 @@ def main() -> None:
     parser.add_argument("--titles-only", action="store_true",
                         help="index the catalog with titles only (a thin feed)")
     parser.add_argument("--rows", help="comma-separated row labels to run (default: all)")
+    parser.add_argument("--windows", help="more windows to add as rows, e.g. 200,400 (how "
+                                          "the cost grows with the window)")
     parser.add_argument("--smoke", action="store_true", help="300 products, 3 queries")
     args = parser.parse_args()
     queries = read_judgments(DATA / "dev" / "eress.parquet")[: 3 if args.smoke else None]
@@ -171,6 +173,8 @@ def main() -> None:
         if args.rows:
             wanted = args.rows.split(",")
             rows = [rows[0], *[r for r in rows[1:] if r.label in wanted]]
+        for size in (int(w) for w in (args.windows or "").split(",") if w):
+            rows.append(Row(f"window {size}", full, window=size))
         for row in rows:
             run_row(row, backend, embedder, queries, 1 if args.smoke else args.repeats)
         base10, base5 = fused_order(backend, embedder, queries)
