@@ -121,14 +121,14 @@ def fused_order(backend, embedder, queries: list[QueryJudgments]) -> tuple[float
 def rerank_mode(models: list[Row], embedder, queries: list[QueryJudgments]) -> None:
     """nDCG@10 of each model on the judged candidates, per text variant."""
     cheap = {"fused": FusedRanker(embedder), "dense": DenseRanker(embedder)}
+    rerankers = [load_reranker(r.model, embedder, max_tokens=r.max_tokens) for r in models]
     rows, full = [], {}
     for name in VARIANTS:
         changed = variant(queries, name)
         first = max(_mean([ndcg([q.docs[i].relevance for i in _order(r.score(
             q.query_id, q.query, q.docs))], [d.relevance for d in q.docs], 10)
             for q in changed]) for r in cheap.values())
-        for row in models:
-            reranker = load_reranker(row.model, embedder, max_tokens=row.max_tokens)
+        for row, reranker in zip(models, rerankers, strict=True):
             value = _mean([ndcg([q.docs[i].relevance for i in _order(reranker.score(
                 q.query, [d.as_product() for d in q.docs]))], [d.relevance for d in q.docs], 10)
                 for q in changed])

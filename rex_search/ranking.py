@@ -9,9 +9,10 @@ Documents are strings (a title, or text in the RexReranker product format), `Pro
 or dicts with the keys ``/rerank`` documents take (id, title/text, description, brand, price,
 categories, features, details, in_stock, quantity). The query is understood as in search (the
 model reads "running shoes"; "no skechers" excludes the brand), then the rules run on what the
-documents carry: brand exclusion needs ``brand``, availability needs ``in_stock``, the price
-bounds read from a query need ``price``. Nothing is dropped silently: what a rule removed is in
-``Ranking.removed``.
+documents carry: brand exclusion needs ``brand`` (or a title led by the brand), availability
+needs ``in_stock``. Price bounds read from the query ("under $50") are understood and shown in
+``Ranking.understood`` but not applied (no rule checks price). Nothing is dropped silently: what
+a rule removed is in ``Ranking.removed``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from rex_search.catalog.schema import Product
 from rex_search.config import Config
 from rex_search.errors import ModelError
 from rex_search.indexer.embed import Embedder
-from rex_search.pipelines.documents import DocumentError, capped_scores, read_document
+from rex_search.pipelines.documents import (
+    DocumentError,
+    capped_scores,
+    positions,
+    read_document,
+)
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.rerank.base import load_reranker
 from rex_search.results import RuleEffect
@@ -103,11 +109,7 @@ def rank(query: str, documents: Sequence[Document], *, top_k: int | None = None,
     if top_k is not None and top_k < 1:
         raise DocumentError(f"top_k must be >= 1, got {top_k}")
     items = [_item(i, d) for i, d in enumerate(documents)]
-    by_id: dict[str, int] = {}
-    for i, item in enumerate(items):
-        first = by_id.setdefault(item.product.parent_asin, i)
-        if first != i:
-            raise DocumentError(f"documents[{i}] has the id of documents[{first}]")
+    by_id = positions(items)
     result = _pipeline(config or Config()).rerank(query, items, apply_rules=rules,
                                                    candidate_brands=True)
     if result.degraded:

@@ -78,6 +78,16 @@ def _from_object(i: int, doc: dict[str, Any]) -> tuple[Product, tuple[bool | Non
     return product, (in_stock, int(quantity) if quantity is not None else None)
 
 
+def positions(items: Sequence[IndexedProduct]) -> dict[str, int]:
+    """Each document's id -> its position; a repeated id is an error naming both documents."""
+    index_of: dict[str, int] = {}
+    for i, item in enumerate(items):
+        first = index_of.setdefault(item.product.parent_asin, i)
+        if first != i:
+            raise DocumentError(f"documents[{i}].id repeats documents[{first}]'s id")
+    return index_of
+
+
 def capped_scores(scores: Sequence[float | None]) -> list[float]:
     """Each hit's model score, capped by the one above it so the list reads best-first: a rule
     that moved a product down (availability, diversity) shows as a lower score, never as a

@@ -20,7 +20,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from rex_search.pipelines.documents import DocumentError, capped_scores, read_document
+from rex_search.pipelines.documents import (
+    DocumentError,
+    capped_scores,
+    positions,
+    read_document,
+)
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.service.cluster_endpoints import (
     HitError,
@@ -159,7 +164,7 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
         """The hosted-rerank shape, at /rerank, /v1/rerank and /v2/rerank: {model?, query,
         documents, top_n?, return_documents?, max_tokens_per_doc?, rules?} -> {id, model,
         results: [{index, relevance_score, document?}], meta}. Documents: see
-        `service.documents`. The query is understood and the rules run as in /search (the
+        `pipelines.documents`. The query is understood and the rules run as in /search (the
         model reads "running shoes", not "no skechers"); a document a rule removes is left out
         of ``results`` and listed in ``meta.removed``. ``rules: false``: the model alone.
         ``top_n`` is clamped to the number of documents, as the hosted APIs do."""
@@ -167,14 +172,9 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
         docs = body.documents
         try:
             items = [read_document(i, d, limits.max_document_chars) for i, d in enumerate(docs)]
+            index_of = positions(items)
         except DocumentError as exc:
             raise ApiError(422, "invalid_request", str(exc)) from None
-        index_of: dict[str, int] = {}
-        for i, item in enumerate(items):
-            first = index_of.setdefault(item.product.parent_asin, i)
-            if first != i:
-                raise ApiError(422, "invalid_request", f"documents[{i}].id repeats "
-                                                       f"documents[{first}]'s id")
         pipe = ready()
         budget = getattr(pipe.reranker, "max_tokens", None)
         if body.max_tokens_per_doc is not None and budget is not None and \
