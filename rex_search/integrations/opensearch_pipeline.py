@@ -172,18 +172,22 @@ class MlCommons:
                 return list(value) if isinstance(value, list) else [value]
         return []
 
-    def find(self, kind: str, name: str) -> str | None:
-        """The id of the connector or model called ``name`` (models: not a chunk)."""
-        body = {"size": 10, "query": {"bool": {
+    def find_all(self, kind: str, name: str) -> list[str]:
+        """The ids of every connector or model called ``name`` (models: not a chunk)."""
+        body = {"size": 100, "query": {"bool": {
             "filter": [{"term": {"name.keyword": name}}],
             "must_not": [{"exists": {"field": "chunk_number"}}]}}}
         try:
             found = self.client.transport.perform_request(
                 "POST", f"/_plugins/_ml/{kind}/_search", body=body)
         except Exception:  # noqa: BLE001 -- the index does not exist before the first install
-            return None
-        hits = found.get("hits", {}).get("hits", [])
-        return str(hits[0]["_id"]) if hits else None
+            return []
+        return [str(hit["_id"]) for hit in found.get("hits", {}).get("hits", [])]
+
+    def find(self, kind: str, name: str) -> str | None:
+        """The id of one connector or model called ``name``, if any."""
+        found = self.find_all(kind, name)
+        return found[0] if found else None
 
     def endpoint_in_use(self, endpoint: str, besides: str) -> bool:
         """Whether a rex-search connector of another pipeline than ``besides`` still calls
@@ -228,71 +232,66 @@ class MlCommons:
         raise BackendError(f"model {model_id} still reads {state} {attempts / 2:.0f} s after "
                            "its undeploy")
 
-    def update_connector(self, connector_id: str, body: dict[str, Any], model_id: str | None,
-                         attempts: int = 30) -> None:
-        """Update the connector; ml-commons refuses while any node's model cache still holds a
-        model on it, which can outlast the undeploy's answer (CI met it): undeploy again and
-        retry for up to ``attempts`` seconds."""
-        for attempt in range(attempts):
-            try:
-                self.call("update the connector", "PUT",
-                          f"/_plugins/_ml/connectors/{connector_id}", body)
-                return
-            except BackendError as exc:
-                if "still using this connector" not in str(exc) or attempt == attempts - 1:
-                    raise
-            time.sleep(1)
-            if model_id is not None:
-                self.undeploy(model_id)
+    def remove(self, models: list[str], connectors: list[str], what: str) -> None:
+        """Undeploy and delete the models, then delete their connectors (a connector is
+        refused while a model record still names it)."""
+        for model in models:
+            self.undeploy(model)
+            self.call(f"delete the {what} model {model}", "DELETE",
+                      f"/_plugins/_ml/models/{model}")
+        for connector in connectors:
+            self.call(f"delete the {what} connector {connector}", "DELETE",
+                      f"/_plugins/_ml/connectors/{connector}")
 
 
 def install(client: Any, service_url: str, pipeline: str = "rex-rerank",
             api_key: str | None = None, rrf_k: int = 60) -> dict[str, str]:
-    """Install, or update in place, the connectors, models and search pipeline; returns ids."""
+    """Install, or replace, the connectors, models and search pipeline; returns the new ids.
+
+    A reinstall never edits a live connector (ml-commons refuses while any node's model cache
+    still holds a model on it, and CI met a cache that kept one past its undeploy): it creates
+    and deploys new connectors and models, points the pipeline at them, and only then removes
+    the previous ones, so searches keep working throughout."""
     cluster = MlCommons(client)
     steps = plan(service_url, pipeline, trusted=cluster.trusted(), api_key=api_key, rrf_k=rrf_k)
     cluster.call("update the cluster settings", "PUT", steps[0].path, steps[0].body)
+    previous = {role: _existing(cluster, pipeline, role) for role in (*ROLES, _LEGACY_ROLE)}
     ids: dict[str, str] = {}
     for role in ROLES:
         connector_name, model_name = names(pipeline, role)
         body = connector_body(role, service_url, pipeline, api_key)
-        connector = cluster.find("connectors", connector_name)
-        model = cluster.find("models", model_name)
-        if model is not None:  # a deployed model's connector cannot change: undeploy first
-            cluster.undeploy(model)
-        if connector is None:
-            connector = str(cluster.call(f"create the {role} connector", "POST",
-                                         "/_plugins/_ml/connectors/_create", body)["connector_id"])
-        else:
-            cluster.update_connector(connector, body, model)
-        if model is None:
-            register = _template("model.json", {"CONNECTOR_ID": connector,
-                                                "MODEL_NAME": model_name})
-            response = cluster.call(f"register the {role} model", "POST",
-                                    "/_plugins/_ml/models/_register", register)
-            model = str(response.get("model_id") or
-                        cluster.wait_task(response["task_id"])["model_id"])
+        connector = str(cluster.call(f"create the {role} connector", "POST",
+                                     "/_plugins/_ml/connectors/_create", body)["connector_id"])
+        register = _template("model.json", {"CONNECTOR_ID": connector, "MODEL_NAME": model_name})
+        response = cluster.call(f"register the {role} model", "POST",
+                                "/_plugins/_ml/models/_register", register)
+        model = str(response.get("model_id") or
+                    cluster.wait_task(response["task_id"])["model_id"])
         cluster.deploy(model)
         ids[f"{role}_connector_id"], ids[f"{role}_model_id"] = connector, model
     cluster.call("create the search pipeline", "PUT", f"/_search/pipeline/{pipeline}",
                  pipeline_body(ids["understand_model_id"], ids["rank_model_id"], rrf_k))
-    _remove_role(cluster, pipeline, _LEGACY_ROLE)
+    for role, (models, connectors) in previous.items():
+        try:
+            cluster.remove(models, connectors, f"previous {role}")
+        except BackendError as exc:
+            raise BackendError(f"the search pipeline {pipeline} is installed and uses the new "
+                               f"models, but {exc}; install again to retry the cleanup") from None
     return {**ids, "search_pipeline": pipeline, "authorization": str(api_key is not None).lower(),
             "private_ip_enabled": str(PRIVATE_IP in (steps[0].body or {})["persistent"]).lower()}
 
 
-def _remove_role(cluster: MlCommons, pipeline: str, role: str) -> tuple[str | None, str | None]:
-    """Undeploy and delete one role's model and connector; (model id, connector id) removed."""
+def _existing(cluster: MlCommons, pipeline: str, role: str) -> tuple[list[str], list[str]]:
+    """Every model and connector id one role of ``pipeline`` has now."""
     connector_name, model_name = names(pipeline, role)
-    model = cluster.find("models", model_name)
-    if model is not None:
-        cluster.undeploy(model)
-        cluster.call(f"delete the {role} model", "DELETE", f"/_plugins/_ml/models/{model}")
-    connector = cluster.find("connectors", connector_name)
-    if connector is not None:
-        cluster.call(f"delete the {role} connector", "DELETE",
-                     f"/_plugins/_ml/connectors/{connector}")
-    return model, connector
+    return cluster.find_all("models", model_name), cluster.find_all("connectors", connector_name)
+
+
+def _remove_role(cluster: MlCommons, pipeline: str, role: str) -> tuple[list[str], list[str]]:
+    """Undeploy and delete one role's models and connectors; (model ids, connector ids)."""
+    models, connectors = _existing(cluster, pipeline, role)
+    cluster.remove(models, connectors, role)
+    return models, connectors
 
 
 def uninstall(client: Any, service_url: str, pipeline: str = "rex-rerank") -> dict[str, Any]:
@@ -310,11 +309,9 @@ def uninstall(client: Any, service_url: str, pipeline: str = "rex-rerank") -> di
         cluster.call("delete the search pipeline", "DELETE", f"/_search/pipeline/{pipeline}")
         removed["search_pipeline"] = pipeline
     for role in (*ROLES, _LEGACY_ROLE):
-        model, connector = _remove_role(cluster, pipeline, role)
-        if model is not None:
-            removed["model_ids"].append(model)
-        if connector is not None:
-            removed["connector_ids"].append(connector)
+        models, connectors = _remove_role(cluster, pipeline, role)
+        removed["model_ids"] += models
+        removed["connector_ids"] += connectors
     regex = trusted_regex(service_url)
     trusted = cluster.trusted()
     if regex in trusted and not cluster.endpoint_in_use(service_base(service_url), pipeline):

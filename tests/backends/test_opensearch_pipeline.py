@@ -76,8 +76,8 @@ def installed(cluster, rex):
     uninstall(client, rex[1], "rex-all")
 
 
-def _search(client, alias, query, size=10, **extra):
-    return client.search(index=alias, params={"search_pipeline": "rex-all"}, body={
+def _search(client, alias, query, size=10, pipeline="rex-all", **extra):
+    return client.search(index=alias, params={"search_pipeline": pipeline}, body={
         "size": size, "query": {"multi_match": {"query": query}}, **extra})["hits"]["hits"]
 
 
@@ -167,47 +167,36 @@ def test_the_model_sees_exactly_the_product_text(cluster):
         source["rerank_text"]  # /rerank rebuilds the very same model input
 
 
-def test_install_twice_updates_in_place_and_uninstall_removes_everything(cluster, rex):
-    client, _, _ = cluster
+def test_a_reinstall_replaces_everything_and_uninstall_removes_everything(cluster, rex):
+    """A reinstall creates new connectors and models and removes the previous ones (never
+    edits a live connector: ml-commons refuses while a node's cache holds its model)."""
+    client, alias, _ = cluster
     service = rex[1]
-    first = install(client, service, "rex-twice")
-    second = install(client, service, "rex-twice")
-    assert second == first
+    first = install(client, service, "rex-twice", api_key=KEY)
+    second = install(client, service, "rex-twice", api_key=KEY)
+    assert all(second[key] != first[key] for key in first if key.endswith("_id"))
     assert _connectors_and_models(client, "rex-twice") == (1, 1, 1, 1)
+    live = MlCommons(client)
+    for key in ("understand_model_id", "rank_model_id"):
+        with pytest.raises(BackendError, match="404|not_found|not found"):
+            live.call("read", "GET", f"/_plugins/_ml/models/{first[key]}")
+        assert live.call("read", "GET", f"/_plugins/_ml/models/{second[key]}")[
+            "model_state"] == "DEPLOYED"
+    assert _search(client, alias, QUERY, pipeline="rex-twice")
     trusted = client.cluster.get_settings()["persistent"]["plugins"]["ml_commons"][
         "trusted_connector_endpoints_regex"]
     assert trusted.count(trusted_regex(service)) == 1
     removed = uninstall(client, service, "rex-twice")
-    assert sorted(removed["model_ids"]) == sorted([first["understand_model_id"],
-                                                   first["rank_model_id"]])
-    assert sorted(removed["connector_ids"]) == sorted([first["understand_connector_id"],
-                                                       first["rank_connector_id"]])
+    assert sorted(removed["model_ids"]) == sorted([second["understand_model_id"],
+                                                   second["rank_model_id"]])
+    assert sorted(removed["connector_ids"]) == sorted([second["understand_connector_id"],
+                                                       second["rank_connector_id"]])
     assert _connectors_and_models(client, "rex-twice") == (0, 0, 0, 0)
     with pytest.raises(Exception, match="404|not_found|missing"):
         client.transport.perform_request("GET", "/_search/pipeline/rex-twice")
     again = uninstall(client, service, "rex-twice")  # nothing left: nothing to do
     assert again == {"search_pipeline": None, "model_ids": [], "connector_ids": [],
                      "trusted_endpoint": None}
-
-
-def test_a_connector_update_refused_while_its_model_is_live_undeploys_and_retries(cluster,
-                                                                                   rex):
-    """The race CI met: the node still held the model when the connector update came. Here the
-    model is plainly deployed, so the first update is refused for the same reason."""
-    client, _, _ = cluster
-    ids = install(client, rex[1], "rex-live")
-    live = MlCommons(client)
-    model, connector = ids["rank_model_id"], ids["rank_connector_id"]
-    assert live.call("read", "GET", f"/_plugins/_ml/models/{model}")["model_state"] == \
-        "DEPLOYED"
-    body = connector_body("rank", rex[1], "rex-live")
-    live.update_connector(connector, body, model)
-    assert live.call("read", "GET", f"/_plugins/_ml/models/{model}")["model_state"] != \
-        "DEPLOYED"
-    live.deploy(model)
-    with pytest.raises(BackendError, match="still using this connector"):
-        live.update_connector(connector, body, None, attempts=2)  # nothing undeploys
-    uninstall(client, rex[1], "rex-live")
 
 
 def test_an_index_without_the_prepared_field_is_refused(cluster):
