@@ -45,7 +45,7 @@ def install_pipeline(ctx: click.Context, index: str | None, service: str | None,
                      local_model: bool, name: str, api_key_env: str | None,
                      dry_run: bool) -> None:
     """Run rex-search's ranking from an OpenSearch search pipeline: query understanding,
-    filtered retrieval, rerank and rules (again: replaces connectors and models, then removes the old ones).
+    filtered retrieval, rerank and rules (again: new connectors and models replace the old).
     --local-model: the shipped reranker inside ml-commons, rerank only (no service)."""
     from rex_search.integrations.opensearch_pipeline import check_index, install, plan
 
