@@ -63,6 +63,9 @@ class RerankConfig:
     # Final score = weighted sum of min-max-normalised signals (rerank, dense, bm25, fused);
     # see rex_search/rerank/combine.py. {"rerank": 1.0} is the reranker's score alone.
     combine: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_COMBINE))
+    # A hit whose calibrated model score (rex_search/rerank/calibration.py: about the chance
+    # it is an exact match) is below this is marked weak; none above it: "no good match".
+    min_score: float = 0.5
 
 
 RULE_NAMES = ("brand_exclusion", "availability", "collapse", "brand_preference", "size_match",
@@ -110,7 +113,7 @@ _CLASSES = {"index": IndexConfig, "retrieval": RetrievalConfig, "rerank": Rerank
 # Numeric fields with a floor other than 0, and fields in [0, 1].
 _AT_LEAST_ONE = {"window", "max_tokens", "batch_size", "deadline_batch", "per_brand",
                  "diversity_window", "rrf_k"}
-_FRACTIONS = {"mmr_lambda"}
+_FRACTIONS = {"mmr_lambda", "min_score"}
 # Upper bounds where a huge value is a mistake that would exhaust memory or abort the process
 # (bm25_k = 100000000000 once did): candidates per source and reranked, tokens per input.
 _AT_MOST = {"bm25_k": 10_000, "dense_k": 10_000, "window": 10_000, "max_tokens": 512,

@@ -27,6 +27,7 @@ BUNDLED_RERANKER_SHA256 = {
     "config.json": "0c3ab46c4e7cbc8aaeb8f961044618f25a6e1b33752643924e2296baf3c13f52",
     "tokenizer.json": "f17212c38517cfedc9306b57eeffbaf58c4976fcb42e5a87b405f36a7b9a9eb2",
     "tokenizer_config.json": "e2abaa6c743b2be468daede0d9f0fd3c318344fec5529fb5fbc8c8f5c7ecdc3c",
+    "calibration.json": "f5bb9da1a058a38690bb31fb222c7679e554b4b39bf1e623ec0d0be141593c1c",
 }
 # Embedders that run on ONNX Runtime from a folder inside the package: all-MiniLM-L6-v2
 # (exported by rex_search.train.embedder_export, committed) and the encoders that

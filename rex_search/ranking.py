@@ -36,7 +36,9 @@ from rex_search.pipelines.documents import (
     read_document,
 )
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.rerank.base import load_reranker
+from rex_search.rerank.base import Reranker, load_reranker
+from rex_search.rerank.calibration import Calibration
+from rex_search.rerank.calibration import for_model as calibration_for
 from rex_search.results import RuleEffect
 
 Document = str | Product | Mapping[str, Any]
@@ -49,6 +51,7 @@ class RankedDocument:
     document: Document
     rerank_score: float | None  # the model's own score
     rules: tuple[RuleEffect, ...] = ()  # what each rule did to it
+    weak: bool | None = None  # calibrated score below [rerank] min_score (None: no calibration)
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,14 @@ class RemovedDocument:
 @dataclass(frozen=True)
 class Ranking(Sequence[RankedDocument]):
     """The documents best first; iterate it like a list. ``removed``: what the rules took
-    out (an excluded brand, a collapsed variant); ``understood``: the query as read."""
+    out (an excluded brand, a collapsed variant); ``understood``: the query as read;
+    ``good_matches``: documents whose calibrated score reaches [rerank] min_score (0: none
+    matches well; None: the model has no calibration)."""
 
     results: tuple[RankedDocument, ...]
     removed: tuple[RemovedDocument, ...]
     understood: dict[str, object]
+    good_matches: int | None = None
 
     def __len__(self) -> int:
         return len(self.results)
@@ -78,24 +84,37 @@ class Ranking(Sequence[RankedDocument]):
         return self.results[i]
 
 
-_pipelines: dict[tuple[str, str], tuple[SearchPipeline, tempfile.TemporaryDirectory[str]]] = {}
+@dataclass(frozen=True)
+class _Models:
+    embedder: Embedder
+    reranker: Reranker
+    calibration: Calibration | None
+    backend: EmbeddedBackend  # empty: rank() reads no index, but the pipeline wants one
+    folder: tempfile.TemporaryDirectory[str]
+
+
+_models: dict[tuple[object, ...], _Models] = {}
 _lock = threading.Lock()
 
 
 def _pipeline(config: Config) -> SearchPipeline:
-    """One pipeline per (embedder, reranker), over an empty index of its own: the models load
-    once per process."""
-    key = (config.index.embedding_model, config.rerank.model)
+    """A pipeline with ``config``'s rules and settings over models loaded once per process
+    (keyed by what loading depends on): a call with other rules never reuses another's."""
+    rerank = config.rerank
+    key = (config.index.embedding_model, rerank.model, rerank.runtime, rerank.max_tokens,
+           rerank.batch_size)
     with _lock:
-        if key not in _pipelines:
+        if key not in _models:
             folder = tempfile.TemporaryDirectory(prefix="rex-rank-")
             embedder = Embedder(config.index.embedding_model)
             backend = EmbeddedBackend(folder.name, dim=embedder.dim, model_id=embedder.model_id)
-            reranker = load_reranker(config.rerank.model, embedder, config.rerank.max_tokens,
-                                     config.rerank.batch_size, config.rerank.runtime)
-            _pipelines[key] = (SearchPipeline(backend, embedder, reranker, config.retrieval,
-                                              config.rerank, config.rules), folder)
-        return _pipelines[key][0]
+            reranker = load_reranker(rerank.model, embedder, rerank.max_tokens,
+                                     rerank.batch_size, rerank.runtime)
+            _models[key] = _Models(embedder, reranker, calibration_for(rerank.model), backend,
+                                   folder)
+        models = _models[key]
+    return SearchPipeline(models.backend, models.embedder, models.reranker, config.retrieval,
+                          rerank, config.rules, calibration=models.calibration)
 
 
 def rank(query: str, documents: Sequence[Document], *, top_k: int | None = None,
@@ -116,13 +135,13 @@ def rank(query: str, documents: Sequence[Document], *, top_k: int | None = None,
         raise ModelError(f"the reranker failed: {result.degraded_reason}")
     scores = capped_scores([h.explanation.rerank_score for h in result.hits])
     ranked = tuple(RankedDocument(by_id[h.parent_asin], score, documents[by_id[h.parent_asin]],
-                                  h.explanation.rerank_score, h.explanation.rules)
+                                  h.explanation.rerank_score, h.explanation.rules, h.weak)
                    for h, score in zip(result.hits, scores, strict=True))
     removed = tuple(RemovedDocument(by_id[asin], documents[by_id[asin]], e.rule,
                                     e.detail or e.action)
                     for asin, e in result.removed if asin in by_id)
     return Ranking(ranked[:top_k] if top_k else ranked, removed,
-                   result.constraints if rules else {})
+                   result.constraints if rules else {}, result.good_matches)
 
 
 def _item(i: int, document: Document) -> IndexedProduct:

@@ -39,6 +39,9 @@ class Explanation:
     fused_score: float
     rerank_score: float | None
     rerank_rank: int | None
+    # The model's score mapped by the model's calibration (None: not reranked, or the model
+    # has no calibration): an estimate of graded relevance that [rerank] min_score applies to.
+    calibrated_score: float | None = None
     rules: tuple[RuleEffect, ...] = ()
     # How the final score was made: signal -> weight * normalised signal ([rerank] combine).
     contributions: dict[str, float] = field(default_factory=dict)
@@ -58,6 +61,8 @@ class Hit:
     rating: float | None = None  # average rating, 0-5
     rating_count: int | None = None
     category: str | None = None  # the most specific catalog category
+    # calibrated score below [rerank] min_score (None: no calibrated score to judge by)
+    weak: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,10 @@ class SearchResult:
     matching: int | None = None
     hidden: tuple[Hidden, ...] = ()
     before: tuple[Movement, ...] = ()
+    # Candidates whose calibrated score reaches min_score (None: no calibration); 0 means no
+    # good match: what is shown is only the closest the catalog has.
+    good_matches: int | None = None
+    min_score: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

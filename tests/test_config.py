@@ -26,6 +26,8 @@ from rex_search.errors import ConfigError
      "[rules] demote_margin must be >= 0 (a finite number), got inf"),
     ({"rerank": {"max_tokens": True}}, "[rerank] max_tokens must be an integer"),
     ({"rules": {"mmr_lambda": 2}}, "[rules] mmr_lambda must be in [0, 1] (a finite number), got 2"),
+    ({"rerank": {"min_score": 1.5}},
+     "[rerank] min_score must be in [0, 1] (a finite number), got 1.5"),
     ({"rules": {"order": ["brand_exclusion", "typo"]}}, "unknown rule(s) typo; allowed:"),
     ({"retrieval": {"weights": {"bm25": "x"}}}, "[retrieval] weights.bm25 must be a number"),
     ({"rules": {"pins": {"running shoes": "B01"}}}, "pins.running shoes must be a list"),

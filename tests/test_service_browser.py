@@ -28,18 +28,25 @@ DESKTOP = {"width": 1200, "height": 1000}
 
 
 @pytest.fixture(scope="module")
-def site(small_index_dir, embedder) -> Iterator[tuple[str, object]]:
+def browser() -> Iterator[object]:
+    """One Chromium for the module (Playwright's sync API allows one instance per thread)."""
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def site(small_index_dir, embedder, browser) -> Iterator[tuple[str, object]]:
     from rex_search.backends.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend(small_index_dir)
     reranker = cosine_reranker(backend, embedder)
     pipeline = SearchPipeline(backend, embedder, reranker)
-    with running(create_app(pipeline)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    with running(create_app(pipeline)) as url:
         yield url, browser
-        browser.close()
     backend.close()
 
 
@@ -206,4 +213,36 @@ def test_the_retrieval_only_order_is_one_click(site):
     expect(page.locator("#summary")).to_contain_text("retrieval order")
     reasons = page.locator("li.hit").first.locator("ul.reasons").inner_text()
     assert "reranker" not in reasons
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def calibrated_site(fixture_index_dir, embedder, browser, tmp_path_factory):
+    """The page over the bundled reranker with its calibration (the fixture has no skillet)."""
+    from rex_search.backends.embedded import EmbeddedBackend
+    from rex_search.model_files import BUNDLED_RERANKER
+    from rex_search.rerank.base import load_reranker
+    from rex_search.rerank.calibration import for_model
+
+    copy = tmp_path_factory.mktemp("browser-calibrated") / "fx"
+    shutil.copytree(fixture_index_dir, copy)
+    backend = EmbeddedBackend(copy)
+    pipeline = SearchPipeline(backend, embedder, load_reranker(BUNDLED_RERANKER),
+                              calibration=for_model(BUNDLED_RERANKER))
+    with running(create_app(pipeline)) as url:
+        yield url, browser
+    backend.close()
+
+
+def test_the_page_says_plainly_when_nothing_matches_well(calibrated_site):
+    from playwright.sync_api import expect
+
+    page = open_page(calibrated_site, "/?q=cast+iron+skillet")
+    expect(page.locator("#no-good-match")).to_contain_text(
+        "No good match: none of the", timeout=20_000)
+    assert page.locator("li.hit").count() == page.locator("li.hit .weak").count() > 0
+    page.goto(calibrated_site[0] + "/?q=usb+c+charger")
+    expect(page.locator("li.hit").first).to_be_visible(timeout=20_000)
+    assert page.locator("#no-good-match").count() == 0
+    assert page.locator("li.hit").first.locator(".weak").count() == 0
     page.close()

@@ -171,16 +171,20 @@ def format_result(result: SearchResult, explain: bool) -> str:
     lines = [f'"{result.query}": {len(result.hits)} hits (page {result.page}) of '
              f"{result.total_candidates} candidates; reranker {result.reranker} "
              f"scored {result.reranked}"]
-    lines.append(f"{'#':>3}  {'score':>6}  {'bm25':>5}  {'dense':>5}  {'price':>8}  "
-                 f"{'stock':>5}  {'brand':<16}  title")
+    if result.hits and result.good_matches == 0:
+        lines.append(f"no good match: no candidate reaches min_score {result.min_score:.2f} "
+                     "(calibrated model score); these are only the closest the catalog has")
+    lines.append(f"{'#':>3}  {'score':>6}  {'match':>5}  {'bm25':>5}  {'dense':>5}  "
+                 f"{'price':>8}  {'stock':>5}  {'brand':<16}  title")
     for hit in result.hits:
         sources = hit.explanation.retrieval
         bm25 = str(sources["bm25"].rank) if "bm25" in sources else "-"
         dense = str(sources["dense"].rank) if "dense" in sources else "-"
         price = f"${hit.price:,.2f}" if hit.price is not None else "-"
         stock = {True: "yes", False: "no", None: "?"}[hit.in_stock]
-        lines.append(f"{hit.rank:>3}  {hit.score:6.3f}  {bm25:>5}  {dense:>5}  {price:>8}  "
-                     f"{stock:>5}  {_printable(hit.brand or '-')[:16]:<16}  "
+        match = {True: "weak", False: "good", None: "-"}[hit.weak]
+        lines.append(f"{hit.rank:>3}  {hit.score:6.3f}  {match:>5}  {bm25:>5}  {dense:>5}  "
+                     f"{price:>8}  {stock:>5}  {_printable(hit.brand or '-')[:16]:<16}  "
                      f"{_printable(hit.title)[:70]}")
         if explain:
             lines.extend("       " + _printable(line) for line in _explain(hit))
@@ -220,7 +224,10 @@ def _explain(hit) -> list[str]:
     lines = [f"{hit.parent_asin}: retrieved by {', '.join(parts) or 'nothing'}; "
              f"fused rank {e.fused_rank} ({e.fused_score:.4f})"]
     if e.rerank_score is not None:
-        lines.append(f"reranked to {e.rerank_rank} (model score {e.rerank_score:.3f})")
+        calibrated = (f", calibrated {e.calibrated_score:.3f}"
+                      if e.calibrated_score is not None else "")
+        lines.append(f"reranked to {e.rerank_rank} (model score {e.rerank_score:.3f}"
+                     f"{calibrated})")
         if len(e.contributions) > 1:
             lines.append("final score " + " + ".join(
                 f"{name} {value:.3f}" for name, value in e.contributions.items())

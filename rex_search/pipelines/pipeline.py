@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,8 @@ from rex_search.query import (
     parse_query,
 )
 from rex_search.rerank.base import Reranker, load_reranker
+from rex_search.rerank.calibration import Calibration
+from rex_search.rerank.calibration import for_model as calibration_for
 from rex_search.rerank.cosine import EmbeddingCosineReranker
 from rex_search.results import (
     Candidate,
@@ -76,8 +79,12 @@ class SearchPipeline:
 
     def __init__(self, backend: Backend, embedder: Embedder, reranker: Reranker,
                  retrieval: RetrievalConfig | None = None, rerank: RerankConfig | None = None,
-                 rules: RulesConfig | None = None, cache_size: int = 256) -> None:
+                 rules: RulesConfig | None = None, cache_size: int = 256,
+                 calibration: Calibration | None = None) -> None:
+        """``calibration``: maps the reranker's scores to calibrated ones (from_config loads
+        the model's own); without it no hit is judged weak or strong."""
         self.backend = backend
+        self.calibration = calibration
         self.embedder = embedder
         self.reranker = reranker
         self.retrieval = retrieval or RetrievalConfig()
@@ -106,7 +113,8 @@ class SearchPipeline:
         reranker = load_reranker(config.rerank.model, embedder, config.rerank.max_tokens,
                                  config.rerank.batch_size, config.rerank.runtime,
                                  stored_vectors=backend.vectors)
-        return cls(backend, embedder, reranker, config.retrieval, config.rerank, config.rules)
+        return cls(backend, embedder, reranker, config.retrieval, config.rerank, config.rules,
+                   calibration=calibration_for(config.rerank.model))
 
     def known_brands(self) -> KnownBrands:
         generation = self.backend.generation()
@@ -156,7 +164,8 @@ class SearchPipeline:
         selection = facets or FacetSelection()
         shown = select(ranking.ranked, selection)
         first = (page - 1) * size
-        hits = tuple(_hit(first + i + 1, r) for i, r in enumerate(shown[first:first + size]))
+        hits = tuple(self._hit(first + i + 1, r)
+                     for i, r in enumerate(shown[first:first + size]))
         timings = {"cached": 1.0} if cached else dict(ranking.timings_ms)
         if views and ranking.hidden is None:
             step = time.perf_counter()
@@ -175,6 +184,7 @@ class SearchPipeline:
             matching=len(shown), hidden=(ranking.hidden or ()) if views else (),
             before=movements(ranking.ranked, ranking.removed, max(20, page * size))
             if views else (),
+            **self._match_quality(ranking.ranked),
         )
 
     def _rank(self, query: str, filters: Filters | None, deadline: float | None = None,
@@ -279,13 +289,44 @@ class SearchPipeline:
         kept = outcome.ranked[:size] if size is not None else outcome.ranked
         timings = {**outcome.timings_ms, "total": elapsed_ms(started)}
         return SearchResult(
-            query=query, hits=tuple(_hit(i + 1, r) for i, r in enumerate(kept)), page=1,
+            query=query, hits=tuple(self._hit(i + 1, r) for i, r in enumerate(kept)), page=1,
             size=len(kept), total_candidates=len(ranked), reranker=self.reranker.name,
             reranked=outcome.reranked, timings_ms=timings,
             degraded=outcome.degraded_reason is not None,
             degraded_reason=outcome.degraded_reason,
             removed=(*removed, *((r.parent_asin, e) for r, e in outcome.removed)),
-            constraints=parsed.constraints())
+            constraints=parsed.constraints(), **self._match_quality(outcome.ranked))
+
+    def _calibrated(self, r: Ranked) -> float | None:
+        if self.calibration is None or r.rerank_score is None:
+            return None
+        return self.calibration(r.rerank_score)
+
+    def _match_quality(self, ranked: Sequence[Ranked]) -> dict[str, Any]:
+        """``good_matches`` (candidates at or above min_score) and ``min_score``: both None
+        without a calibration, since a raw model score is no probability to compare."""
+        if self.calibration is None:
+            return {"good_matches": None, "min_score": None}
+        floor = self.rerank_config.min_score
+        scores = [s for s in map(self._calibrated, ranked) if s is not None]
+        return {"good_matches": sum(1 for s in scores if s >= floor), "min_score": floor}
+
+    def _hit(self, rank: int, r: Ranked) -> Hit:
+        product = r.item.product
+        calibrated = self._calibrated(r)
+        return Hit(
+            rank=rank, parent_asin=r.parent_asin, title=product.title, brand=product.brand,
+            price=product.price, in_stock=r.item.in_stock, score=r.score, image=product.image,
+            rating=product.average_rating, rating_count=product.rating_number,
+            category=(product.categories[-1] if product.categories else product.main_category),
+            weak=None if calibrated is None else calibrated < self.rerank_config.min_score,
+            explanation=Explanation(
+                retrieval=dict(r.candidate.sources), fused_rank=r.candidate.fused_rank,
+                fused_score=r.candidate.fused_score, rerank_score=r.rerank_score,
+                rerank_rank=r.rerank_rank, calibrated_score=calibrated, rules=tuple(r.effects),
+                contributions=dict(r.contributions),
+            ),
+        )
 
     def _dense(self, text: str) -> Callable[[list[Ranked]], list[float]]:
         """The `dense` signal of [rerank] combine: cosine from stored vectors (embedding only
@@ -314,22 +355,6 @@ class SearchPipeline:
         return dataclasses.replace(
             filters, brands=brands, exclude_brands=exclude, in_stock=in_stock,
             exclude_out_of_stock=drop_out, min_price=low, max_price=high)
-
-
-def _hit(rank: int, r: Ranked) -> Hit:
-    product = r.item.product
-    return Hit(
-        rank=rank, parent_asin=r.parent_asin, title=product.title, brand=product.brand,
-        price=product.price, in_stock=r.item.in_stock, score=r.score, image=product.image,
-        rating=product.average_rating, rating_count=product.rating_number,
-        category=(product.categories[-1] if product.categories else product.main_category),
-        explanation=Explanation(
-            retrieval=dict(r.candidate.sources), fused_rank=r.candidate.fused_rank,
-            fused_score=r.candidate.fused_score, rerank_score=r.rerank_score,
-            rerank_rank=r.rerank_rank, rules=tuple(r.effects),
-            contributions=dict(r.contributions),
-        ),
-    )
 
 
 __all__: Sequence[str] = ("SearchPipeline",)

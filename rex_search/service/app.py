@@ -203,6 +203,7 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
                    and round(model, 6) != round(score, 6) else {}),
                 **({"rules": [{"rule": e.rule, "action": e.action, "detail": e.detail}
                               for e in hit.explanation.rules]} if hit.explanation.rules else {}),
+                **({"weak": hit.weak} if hit.weak is not None else {}),
             })
         removed = [{"index": index_of[asin], **({"id": asin} if isinstance(docs[index_of[asin]],
                                                                           dict) else {}),
@@ -210,6 +211,8 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
                    for asin, effect in result.removed if asin in index_of]
         version = "2" if request.url.path.startswith("/v2/") else "1"
         meta: dict[str, Any] = {"api_version": {"version": version}}
+        if result.good_matches is not None:
+            meta.update(good_matches=result.good_matches, min_score=result.min_score)
         if body.rules:
             meta.update(understood=result.constraints, removed=removed)
         return JSONResponse({"id": request.state.request_id, "model": pipe.reranker.name,

@@ -89,6 +89,7 @@ def ranked_hits(pipeline: SearchPipeline, query: str,
 def _explained(hit: Hit, understood: dict[str, object]) -> dict[str, Any]:
     explanation = hit.explanation
     return {"rank": hit.rank, "rerank_score": explanation.rerank_score,
+            "calibrated_score": explanation.calibrated_score, "weak": hit.weak,
             "retrieval_rank": explanation.fused_rank,
             "rules": [{"rule": e.rule, "action": e.action, "detail": e.detail}
                       for e in explanation.rules],

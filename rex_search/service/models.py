@@ -182,6 +182,8 @@ class RerankResult(BaseModel):
     rerank_score: float | None = Field(None, description="the model's own score, when a rule "
                                        "moved the document below a lower-scored one")
     rules: list[dict[str, str]] | None = Field(None, description="what each rule did to it")
+    weak: bool | None = Field(None, description="its calibrated model score is below the "
+                              "service's min_score (absent: the model has no calibration)")
 
 
 class RerankRemoved(BaseModel):
@@ -202,6 +204,10 @@ class RerankMeta(BaseModel):
     removed: list[RerankRemoved] = Field(default_factory=list, description="documents a rule "
                                          "removed (an excluded brand, a collapsed variant): "
                                          "not in results")
+    good_matches: int | None = Field(None, description="documents whose calibrated score "
+                                     "reaches min_score; 0: none matches the query well "
+                                     "(absent: the model has no calibration)")
+    min_score: float | None = None
 
 
 class RerankResponse(BaseModel):

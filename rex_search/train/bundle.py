@@ -92,6 +92,17 @@ def pin_hashes(hashes: dict[str, str], source: Path = MODEL_FILES) -> None:
     source.write_text(text[:start] + "BUNDLED_RERANKER_SHA256 = {\n" + body + "}\n" + text[end:])
 
 
+def add_file(folder: Path, file: str, pin: bool = True) -> None:
+    """List ``file`` (written beside a bundled model after bundling, e.g. its calibration)
+    in the card's ``files_sha256``, and pin the new set when ``pin`` (the shipped model)."""
+    card_file = folder / "model_card.json"
+    card = json.loads(card_file.read_text())
+    card["files_sha256"][file] = hashlib.sha256((folder / file).read_bytes()).hexdigest()
+    card_file.write_text(json.dumps(card, indent=2) + "\n")
+    if pin:
+        pin_hashes(card["files_sha256"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("trained", type=Path)
@@ -103,7 +114,8 @@ def main() -> None:
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
     robustness = json.loads(args.robustness.read_text()) if args.robustness else None
     out = bundle(args.trained, args.exported, args.out, metrics, robustness)
-    print(f"bundled into {out}; file hashes pinned in {MODEL_FILES}")
+    print(f"bundled into {out}; file hashes pinned in {MODEL_FILES}; refit its score "
+          "calibration: python benchmarks/calibration.py --write")
 
 
 if __name__ == "__main__":
