@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from rex_search.evaluate.judgments import read_judgments  # noqa: E402
 from rex_search.evaluate.metrics import calibration  # noqa: E402
 from rex_search.evaluate.robustness import VARIANTS, variant  # noqa: E402
 from rex_search.model_files import BUNDLED_RERANKER, resolve_model  # noqa: E402
+from rex_search.onnx_session import machine  # noqa: E402
 from rex_search.rerank.base import load_reranker  # noqa: E402
 from rex_search.rerank.calibration import FILE, fit  # noqa: E402
 from rex_search.train.bundle import add_file  # noqa: E402
@@ -80,8 +80,9 @@ def main() -> None:
     reranker = load_reranker(args.model, max_tokens=RerankConfig().max_tokens)
     pairs = {name: scored_pairs(reranker, variant(queries, name)) for name in VARIANTS}
     calibrated = cross_fitted(pairs, args.folds)
+    where = machine()
     print(f"reranker {args.model}; {len(queries)} DEV queries, {len(pairs['as-is'])} pairs per "
-          f"variant; {args.folds} query-grouped folds; {platform.processor() or 'cpu'}")
+          f"variant; {args.folds} query-grouped folds; CPU {where['cpu']} ({where['cpu_flags']})")
     header = (f"{'variant':<11} {'ECE raw':>8} {'ECE calibrated':>15}"
               + "".join(f"  kept@{t} / exact" for t in THRESHOLDS))
     print(header)
