@@ -10,6 +10,8 @@ from contextlib import contextmanager
 import httpx
 import uvicorn
 
+from rex_search.service.server import server_config
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -18,9 +20,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(app):
+def running(app, read_timeout: float = 10.0):
+    """The app served as `rex-search serve` serves it (its protocol and limits)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, read_timeout,
+                                          log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -320,9 +320,12 @@ def _fail_if_nothing_applied(feed: Path, summary: dict[str, Any]) -> None:
               help="requests that may wait; beyond this, 503 at once")
 @click.option("--api-key-env", metavar="VAR",
               help="require Authorization: Bearer $VAR on every POST (off by default)")
+@click.option("--read-timeout", type=click.FloatRange(0.1, 3600), default=10.0,
+              show_default=True, help="seconds a client has to send a whole request; then its "
+              "connection is closed (bounds slow or half-sent requests)")
 @click.pass_context
 def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: int,
-          queue: int, api_key_env: str | None) -> None:
+          queue: int, api_key_env: str | None, read_timeout: float) -> None:
     """Serve /search, /rerank (also /v1/rerank, /v2/rerank), /health, /metrics and a search
     page over HTTP."""
     try:
@@ -333,6 +336,7 @@ def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: 
 
     from rex_search.pipelines.pipeline import SearchPipeline
     from rex_search.service import Limits, create_app
+    from rex_search.service.server import server_config
 
     config = config_for(ctx, index)
     require_index(config)
@@ -346,9 +350,8 @@ def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: 
                    "it can run the models (use --api-key-env VAR)", err=True)
     # The port opens at once and /health says "loading" (503) until model and index are ready.
     app = create_app(None, Limits(workers=workers, queue=queue), api_key)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                           timeout_graceful_shutdown=10,
-                                           h11_max_incomplete_event_size=16 * 1024))
+    server = uvicorn.Server(server_config(app, host, port, read_timeout, log_level="warning",
+                                          timeout_graceful_shutdown=10))
     failure: list[str] = []
 
     def load() -> None:

@@ -61,7 +61,7 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.base import BaseHTTPMiddleware
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
@@ -288,6 +288,10 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
                 response.headers["Retry-After"] = "1"
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = "Bearer"
+        except ClientDisconnect:  # gone before its body arrived (or cut by the read timeout)
+            logger.info("request %s %s: the client left before its request arrived",
+                        request_id, path)
+            response = Response(status_code=499)  # nginx's "client closed request"
         except Exception:
             logger.exception("request %s %s failed", request_id, path)
             response = JSONResponse({"error": {"type": "internal", "message":
