@@ -191,8 +191,12 @@ class EmbeddedBackend:
         return problems
 
     def verify(self) -> dict[str, list[str]]:
-        """Ids recorded but missing from a store, and ids a store has in excess."""
+        """Ids recorded but missing from a store, ids a store has in excess, and damage sqlite
+        finds in the records themselves (``damaged_records``: not repairable from them)."""
         with self._lock:
+            damaged = self._records.damage()
+            if damaged:
+                return {"damaged_records": damaged}
             recorded = self._records.all_names()
             vector_ids = self._vectors.ids()
             bm25_ids = {int(i) for i in self._bm25.matching_ids()}
@@ -208,6 +212,10 @@ class EmbeddedBackend:
             self._acquire_write_lock()
             self._vectors_lost = False
             found = self.verify()
+            if "damaged_records" in found:
+                raise BackendError(f"the records of {self.path} (products.sqlite, the source of "
+                                   "truth) are damaged, so nothing can be repaired from them: "
+                                   "re-index the catalog into a new --index")
             missing = sorted(set(found["missing_vectors"]) | set(found["missing_bm25"]))
             items = self.get(missing)
             for extra in found["extra_bm25"]:

@@ -130,6 +130,9 @@ def _verify_or_repair(config: Config, repair: bool) -> None:
         return
     for kind, ids in bad.items():
         click.echo(f"  {kind}: {len(ids)} (e.g. {', '.join(ids[:5])})")
+    if "damaged_records" in bad:
+        raise RexSearchError(f"the records of {config.index.path} (products.sqlite, the source "
+                             "of truth) are damaged: re-index the catalog into a new --index")
     raise RexSearchError(f"index {config.index.path} is inconsistent: run `rex-search index "
                          f"--repair --index {config.index.path}`")
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from rex_search.backends.embedded import EmbeddedBackend
 from rex_search.catalog.schema import Product
 from rex_search.cli import cli
-from rex_search.errors import BackendError
+from rex_search.errors import BackendError, RexSearchError
 
 DIM = 8
 
@@ -208,3 +208,73 @@ def test_repair_repairs_a_damaged_vector_segment_it_names(tmp_path: Path, small_
     assert [s.parent_asin for s in after.bm25("laptop bag", 5)] == [
         s.parent_asin for s in sample]
     after.close()
+
+
+_KILLED_WRITER = """
+import os, signal, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("PRAGMA wal_autocheckpoint=0")  # the commit stays in the write-ahead log
+db.execute("UPDATE products SET quantity = 7, product = product || ' '")
+db.commit()
+os.kill(os.getpid(), signal.SIGKILL)  # no checkpoint on close: the log outlives the writer
+"""
+
+
+@pytest.mark.parametrize("cut", ["half", "one page"])
+def test_records_truncated_under_a_live_write_ahead_log(tmp_path: Path, small_index_dir: Path,
+                                                        cut: str):
+    """A writer killed after a commit leaves its pages in products.sqlite-wal; the main file
+    then loses its tail. Open, query and --verify either see an intact index (the log still
+    holds the lost pages) or say clearly that the records are damaged: never a traceback,
+    never "consistent" over damage."""
+    import subprocess
+    import sys
+
+    index = tmp_path / "ix"
+    shutil.copytree(small_index_dir, index)
+    records = index / "products.sqlite"
+    subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(records)], check=False)
+    assert (index / "products.sqlite-wal").stat().st_size > 0
+    size = records.stat().st_size
+    with open(records, "r+b") as file:
+        file.truncate(size // 2 if cut == "half" else size - 4096)
+    runner = CliRunner()
+    query = runner.invoke(cli, ["query", "laptop bag", "--index", str(index), "-n", "3"])
+    verify = runner.invoke(cli, ["index", "--verify", "--index", str(index)])
+    for result in (query, verify):  # a clear error or none, never another exception
+        assert result.exception is None or isinstance(result.exception, SystemExit |
+                                                      RexSearchError), result.exception
+    if cut == "half":
+        for result in (query, verify):
+            assert result.exit_code != 0
+            assert "products.sqlite" in str(result.exception) + result.output
+            assert "re-index the catalog into a new --index" in \
+                str(result.exception) + result.output
+    else:  # the log holds the last page: intact, and sqlite's own check agrees
+        assert query.exit_code == 0 and verify.exit_code == 0, verify.output
+        assert "consistent" in verify.output
+        check = sqlite3.connect(records).execute("PRAGMA integrity_check").fetchall()
+        assert check == [("ok",)]
+
+
+def test_a_damaged_page_inside_the_records_is_named_by_query_verify_and_repair(
+        tmp_path: Path, small_index_dir: Path):
+    """Garbage over one page in the middle of products.sqlite: the open succeeds (sqlite reads
+    pages lazily), so before this a query was a sqlite traceback and --verify said
+    "consistent"."""
+    index = tmp_path / "ix"
+    shutil.copytree(small_index_dir, index)
+    records = index / "products.sqlite"
+    pages = records.stat().st_size // 4096
+    with open(records, "r+b") as file:
+        file.seek(pages // 2 * 4096)
+        file.write(b"\xde\xad" * 2048)
+    runner = CliRunner()
+    for args in (["query", "laptop bag", "-n", "20"], ["index", "--verify"],
+                 ["index", "--repair"]):
+        result = runner.invoke(cli, [*args, "--index", str(index)])
+        said = str(result.exception)
+        assert result.exit_code != 0 and isinstance(result.exception, RexSearchError), said
+        assert "products.sqlite" in said and "re-index the catalog into a new --index" in said
+    verify = runner.invoke(cli, ["index", "--verify", "--index", str(index)])
+    assert "damaged_records: 1" in verify.output
