@@ -23,11 +23,11 @@ _MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9
 # files it describes would otherwise vouch for anything. `rex_search.train.bundle` prints the
 # new values when the default reranker is rebuilt.
 BUNDLED_RERANKER_SHA256 = {
-    "model.int8.onnx": "bd10737479a4cf23c82d9c2cd79dbe5992a8dfa5bf314f589210010fe258d847",
+    "model.int8.onnx": "77afda1e2cdcab6d19f6ddb47124a898efbdc1e0ae6086a9027e6ad9ba01eeb8",
     "config.json": "0c3ab46c4e7cbc8aaeb8f961044618f25a6e1b33752643924e2296baf3c13f52",
     "tokenizer.json": "f17212c38517cfedc9306b57eeffbaf58c4976fcb42e5a87b405f36a7b9a9eb2",
     "tokenizer_config.json": "e2abaa6c743b2be468daede0d9f0fd3c318344fec5529fb5fbc8c8f5c7ecdc3c",
-    "calibration.json": "f5bb9da1a058a38690bb31fb222c7679e554b4b39bf1e623ec0d0be141593c1c",
+    "calibration.json": "0f59acf508f7e85662d677260916c9127a8ea5c261a47a8b4ae0e6496d79918a",
 }
 # Embedders that run on ONNX Runtime from a folder inside the package: all-MiniLM-L6-v2
 # (exported by rex_search.train.embedder_export, committed) and the encoders that

@@ -81,6 +81,26 @@ def test_the_model_card_states_what_was_trained_and_measured():
     assert (CARD.parent / card["runtime_file"]).stat().st_size < 36e6
 
 
+
+def int8_weight_range(model_file: Path) -> tuple[int, int]:
+    """The smallest and largest quantized weight in an int8 ONNX model."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(model_file)).graph
+    weights = [numpy_helper.to_array(i) for i in graph.initializer
+               if i.data_type == onnx.TensorProto.INT8]
+    assert weights, f"{model_file} holds no int8 weights"
+    return int(min(w.min() for w in weights)), int(max(w.max() for w in weights))
+
+
+def test_the_int8_weights_are_seven_bit_so_every_cpu_computes_the_same_integers():
+    """AVX2's int8 kernel sums pairs of uint8 x int8 products in int16: 255 * 127 * 2
+    saturates, 255 * 64 * 2 = 32640 does not; VNNI sums exactly. 7-bit weights: one answer."""
+    low, high = int8_weight_range(CARD.parent / "model.int8.onnx")
+    assert low >= -64 and high <= 64
+
+
 @pytest.mark.slow
 def test_the_card_numbers_are_reproduced_on_dev(embedder):
     """Rerank mode on the 50 DEV queries (none used in training): the shipped int8 model,

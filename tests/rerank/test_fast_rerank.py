@@ -38,6 +38,13 @@ def test_onnx_scores_match_pytorch_and_need_no_torch_model(exported):
     assert onnx.score_texts(QUERY, TEXTS) == pytest.approx(torch_scores, abs=1e-5)
 
 
+def test_the_int8_export_quantizes_weights_to_seven_bits(exported):
+    from tests.rerank.test_bundled import int8_weight_range
+
+    low, high = int8_weight_range(exported[1] / "model.int8.onnx")
+    assert low >= -64 and high <= 64 and high - low > 64  # reduced range, yet used
+
+
 def test_agreement_check_keeps_or_refuses_variants(exported):
     source, out = exported
     pairs = [(QUERY, t) for t in TEXTS] + [("skillet", t) for t in TEXTS]
