@@ -104,10 +104,11 @@ def test_the_int8_weights_are_seven_bit_so_every_cpu_computes_the_same_integers(
 @pytest.mark.slow
 def test_the_card_numbers_are_reproduced_on_dev(embedder):
     """Rerank mode on the 50 DEV queries (none used in training): the shipped int8 model,
-    BM25 and dense re-measured here must match the card and keep the reranker ahead. int8
-    kernels differ between CPUs (VNNI/AMX against AVX2 only), so the reranker's numbers are
-    compared within 0.02 (the spread measured between the two machine kinds was 0.013);
-    BM25 and the fp32 embedder within 1e-3."""
+    BM25 and dense re-measured here must match the card and keep the reranker ahead. With
+    7-bit weights the int8 kernels of AVX2 and VNNI CPUs compute the same integers, but fp32
+    activation maths still rounds differently (scores moved by 0.001 on average under an
+    emulated Haswell), so the reranker's numbers are compared within 0.02; BM25 and the fp32
+    embedder within 1e-3."""
     from rex_search.evaluate.judgments import read_judgments
     from rex_search.evaluate.metrics import parse_metric
     from rex_search.evaluate.rankers import make_rankers
