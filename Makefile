@@ -64,7 +64,8 @@ bench: install
 # (bge-small-en-v1.5's cosine; rex_search/train/data.py) -> RexReranker distributional training
 # (all 12 layers, [CLS] pooling as bge was trained, 64 tokens, 1 epoch, seed 0) -> ONNX int8
 # with an agreement check -> DEV evaluation (no DEV training) -> the package folder with its
-# model card (and the file hashes pinned in model_files.py).
+# model card (and the file hashes pinned in model_files.py) -> its score calibration, fitted
+# on DEV (benchmarks/calibration.py --write).
 TRAIN := build/train
 BASE := build/bge-torch
 RERANKER_DIR := rex_search/models/rex-reranker-bge-small
@@ -77,6 +78,7 @@ train-default: install
 	$(BIN)/python benchmarks/cv_losses.py --model $(TRAIN)/onnx --runtime onnx-int8 --json $(TRAIN)/dev_eval.json
 	$(BIN)/python benchmarks/robustness.py --model $(TRAIN)/onnx --runtime onnx-int8 --json $(TRAIN)/robustness.json
 	$(BIN)/python -m rex_search.train.bundle $(TRAIN)/model $(TRAIN)/onnx $(RERANKER_DIR) --metrics $(TRAIN)/dev_eval.json --robustness $(TRAIN)/robustness.json
+	$(BIN)/python benchmarks/calibration.py --write
 
 # The robustness table of the configured reranker (DEV, titles only, HTML descriptions); add
 # LCO=1 for leave-category-out (trains three smaller models with the default's recipe; needs
