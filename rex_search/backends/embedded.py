@@ -6,6 +6,7 @@ Layout of an index directory (each store in ``backends/stores/``):
     bm25/           tantivy BM25 index (title boosted; brand/category/price/stock filter fields)
     vectors/        exact inner-product vectors in append-only segments (a commit adds a delta)
     vectors.hnsw    optional HNSW copy for large catalogs, rebuilt by `finalize`
+    write.lock, commit.lock, manifest.lock   one writer; readers never load a half-done commit
 
 Every product gets a deterministic 63-bit `doc_id` derived from its parent_asin, so every write
 is an upsert by that id in all three stores. A commit writes BM25, then vectors, then records:
@@ -24,13 +25,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 
 from rex_search.backends.base import Filters, IndexedProduct, ScoredId
 from rex_search.backends.stores.bm25 import Bm25Store
+from rex_search.backends.stores.locks import WriteLock, committing, reading_a_snapshot
 from rex_search.backends.stores.records import RecordStore
 from rex_search.backends.stores.vectors import Compaction, VectorStore
 from rex_search.catalog.schema import Product, StockRecord, embedding_text
@@ -81,19 +83,20 @@ class EmbeddedBackend:
         self._lock = threading.RLock()
         hint = f": repair it with `rex-search index --repair --index {self.path}`"
         created = not (self.path / "products.sqlite").exists()
-        self._records = RecordStore(self.path / "products.sqlite", create=created)
-        self._bm25 = Bm25Store(self.path / "bm25", create=created or repair, hint=hint)
-        self._vectors = VectorStore(self.path / "vectors", self.dim,
-                                    legacy_file=self.path / "vectors.faiss",
-                                    compaction=compaction, repair_hint=hint,
-                                    repair=set_aside_damaged)
+        with reading_a_snapshot(self.path):  # all stores from the same commit
+            self._records = RecordStore(self.path / "products.sqlite", create=created)
+            self._bm25 = Bm25Store(self.path / "bm25", create=created or repair, hint=hint)
+            self._vectors = VectorStore(self.path / "vectors", self.dim,
+                                        legacy_file=self.path / "vectors.faiss",
+                                        compaction=compaction, repair_hint=hint,
+                                        repair=set_aside_damaged)
+            self._check_vectors_kept()
+            self._hnsw = self._load_hnsw()
+            self._manifest_stamp = self._stamp()
+            problems = self.check_counts()
         self._write_lock: WriteLock | None = None
-        self._check_vectors_kept()
-        self._hnsw = self._load_hnsw()
         self._dirty = False
         self._generation = 0
-        self._manifest_stamp = self._stamp()
-        problems = self.check_counts()
         if problems and not repair:
             raise BackendError(f"index {self.path} is damaged: {'; '.join(problems)}. "
                                f"Repair it with `rex-search index --repair --index {self.path}`")
@@ -164,6 +167,8 @@ class EmbeddedBackend:
             if change is not None:
                 change(current)
             current["document_count"] = self.count()
+            # What readers compare: updated_at has one-second steps, commits come faster.
+            current["commit_seq"] = int(current.get("commit_seq", 0)) + 1  # type: ignore[call-overload]
             current["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             _atomic_write(self._manifest_path, json.dumps(current, indent=2).encode())
             self.manifest = current
@@ -287,10 +292,11 @@ class EmbeddedBackend:
         with self._lock:
             if not self._dirty:
                 return
-            self._bm25.commit()
-            self._vectors.save()
-            self._records.commit()  # last: the records say what is durably done
-            self._write_manifest()
+            with committing(self.path):  # readers load before or after, never in between
+                self._bm25.commit()
+                self._vectors.save()
+                self._records.commit()  # last: the records say what is durably done
+                self._write_manifest()
             self._dirty = False
             self._generation += 1
 
@@ -303,8 +309,8 @@ class EmbeddedBackend:
     def refresh(self) -> bool:
         """Reload the stores when another process committed (the manifest, written last in
         every commit, changed on disk). A writer never reloads: it holds the newest state. A
-        reload that fails (a commit or compaction was under way) keeps the previous state and
-        is tried again at the next call."""
+        reload waits for no commit: while one is under way, or if loading fails, the previous
+        state is kept and the reload is tried again at the next call."""
         with self._lock:
             if self._write_lock is not None or self._dirty:
                 return False
@@ -315,14 +321,16 @@ class EmbeddedBackend:
             if stamp == self._manifest_stamp:
                 return False
             try:
-                manifest = self._read_manifest()
-                if manifest is None or manifest.get("updated_at") == self.manifest.get(
-                        "updated_at"):
-                    self._manifest_stamp = stamp
-                    return False
-                self._vectors.reload()
-                self._bm25.reload()
-                self._hnsw = self._load_hnsw()
+                with reading_a_snapshot(self.path, wait=False) as safe:
+                    if not safe:  # a commit is under way: answer from the previous state
+                        return False
+                    manifest = self._read_manifest()
+                    if manifest is None or _commit_of(manifest) == _commit_of(self.manifest):
+                        self._manifest_stamp = stamp
+                        return False
+                    self._vectors.reload()
+                    self._bm25.reload()
+                    self._hnsw = self._load_hnsw()
             except (BackendError, OSError, RuntimeError, ValueError) as exc:
                 logger.warning("index %s changed on disk but could not be reloaded yet (%s); "
                                "answering from the previous state", self.path, exc)
@@ -438,37 +446,8 @@ class EmbeddedBackend:
                 self._write_lock = None
 
 
-class WriteLock:
-    """An exclusive ``flock`` on ``write.lock`` in the index directory, holding the owner's pid
-    (released by the OS if the process dies, so a kill -9 never leaves a stale lock)."""
-
-    def __init__(self, handle: IO[str]) -> None:
-        self._handle = handle
-
-    @classmethod
-    def acquire(cls, directory: Path) -> WriteLock:
-        import fcntl
-
-        handle = open(directory / "write.lock", "a+")  # noqa: SIM115 (held until release)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "?"
-            handle.close()
-            raise BackendError(f"index {directory} is being written by process {owner}; wait "
-                               "for it to finish (readers are not affected)") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        return cls(handle)
-
-    def release(self) -> None:
-        import fcntl
-
-        fcntl.flock(self._handle, fcntl.LOCK_UN)
-        self._handle.close()
+def _commit_of(manifest: dict[str, object]) -> tuple[object, object]:
+    return manifest.get("commit_seq"), manifest.get("updated_at")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -278,3 +278,56 @@ def test_a_damaged_page_inside_the_records_is_named_by_query_verify_and_repair(
         assert "products.sqlite" in said and "re-index the catalog into a new --index" in said
     verify = runner.invoke(cli, ["index", "--verify", "--index", str(index)])
     assert "damaged_records: 1" in verify.output
+
+
+def test_a_reader_opening_during_a_commit_sees_one_commit_whole(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch):
+    """The interleaving a fault run hit 8 times in 3,169 opens, made certain: the reader has
+    loaded the vectors when the writer commits. Before, it then counted the new records
+    against the old vectors and called the healthy index damaged; now the commit waits until
+    the reader holds one whole commit, and the reader picks up the next one when it asks."""
+    import threading
+
+    from rex_search.backends.stores.vectors import VectorStore
+
+    writer = new_index(tmp_path / "ix")
+    writer.upsert(products("a", 5), vectors(5, 0))
+    writer.commit()
+    writer.upsert(products("b", 5), vectors(5, 1))  # loaded, not yet committed
+    commit = threading.Thread(target=writer.commit)
+    load = VectorStore._load
+
+    def load_then_let_the_writer_commit(store: VectorStore) -> None:
+        load(store)
+        if not commit.is_alive() and commit.ident is None:
+            commit.start()
+            commit.join(timeout=1.0)  # the old code committed here, under the reader
+
+    monkeypatch.setattr(VectorStore, "_load", load_then_let_the_writer_commit)
+    reader = EmbeddedBackend(tmp_path / "ix")  # before: "is damaged: vectors/ holds 5 ..."
+    monkeypatch.undo()
+    commit.join(timeout=30)
+    assert not commit.is_alive()
+    assert len(reader.knn(vectors(1, 1)[0], 10)) == 5  # one whole commit: the first
+    reader.generation()  # a reader picks up the next commit when it asks
+    assert len(reader.knn(vectors(1, 1)[0], 10)) == 10 and reader.count() == 10
+    reader.close()
+    writer.close()
+
+
+def test_a_reader_refreshing_during_a_commit_keeps_its_state_until_it_is_done(tmp_path: Path):
+    from rex_search.backends.stores.locks import committing
+
+    writer = new_index(tmp_path / "ix")
+    writer.upsert(products("a", 3), vectors(3, 0))
+    writer.commit()
+    reader = EmbeddedBackend(tmp_path / "ix")
+    writer.upsert(products("b", 3), vectors(3, 1))
+    writer.commit()
+    with committing(tmp_path / "ix"):  # another commit under way: the reader does not wait
+        assert reader.refresh() is False
+        assert len(reader.knn(vectors(1, 0)[0], 10)) == 3
+    assert reader.refresh() is True
+    assert len(reader.knn(vectors(1, 0)[0], 10)) == 6
+    reader.close()
+    writer.close()
