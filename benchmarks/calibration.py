@@ -8,8 +8,11 @@ The shipped model never saw DEV (it was trained on synthetic judgments of the ca
 can fit the calibration. Cross-fitting keeps the reported ECE honest: DEV's queries are split
 into ``--folds`` query-grouped folds; each fold's pairs are calibrated by a fit on the *other*
 folds' as-is pairs, in every variant (titles only and HTML descriptions are never fitted on).
-ECE: 10 equal-width bins against the graded relevance. "kept" columns: at each ``min_score``,
-the share of pairs at or above it, and the share of those that are Exact (grade 1).
+ECE: 10 equal-width bins against the graded relevance. "in-sample" fits each variant on its
+own pairs and scores the same pairs: the floor a two-parameter map can reach on that text form
+(what is left is the queries' own differences, which no per-pair map can know). "kept"
+columns: at each ``min_score``, the share of pairs at or above it, and the share of those that
+are Exact (grade 1).
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ def main() -> None:
     where = machine()
     print(f"reranker {args.model}; {len(queries)} DEV queries, {len(pairs['as-is'])} pairs per "
           f"variant; {args.folds} query-grouped folds; CPU {where['cpu']} ({where['cpu_flags']})")
-    header = (f"{'variant':<11} {'ECE raw':>8} {'ECE calibrated':>15}"
+    header = (f"{'variant':<11} {'ECE raw':>8} {'ECE calibrated':>15} {'in-sample':>10}"
               + "".join(f"  kept@{t} / exact" for t in THRESHOLDS))
     print(header)
     print("-" * len(header))
@@ -92,10 +95,13 @@ def main() -> None:
         relevance = [r for _, _, r in variant_pairs]
         raw = calibration([s for _, s, _ in variant_pairs], relevance)[0]
         fitted = calibration(calibrated[name], relevance)[0]
+        own = fit([s for _, s, _ in variant_pairs], relevance)
+        floor = calibration(own.apply([s for _, s, _ in variant_pairs]), relevance)[0]
         cells = {t: kept(calibrated[name], relevance, t) for t in THRESHOLDS}
         rows.append({"variant": name, "ece_raw": raw, "ece_calibrated": fitted,
+                     "ece_in_sample": floor,
                      "kept": {str(t): {"share": s, "exact": e} for t, (s, e) in cells.items()}})
-        print(f"{name:<11} {raw:>8.3f} {fitted:>15.3f}"
+        print(f"{name:<11} {raw:>8.3f} {fitted:>15.3f} {floor:>10.3f}"
               + "".join(f"  {s:>6.0%} / {e:>5.0%}   " for s, e in cells.values()))
     everything = fit([s for _, s, _ in pairs["as-is"]], [r for _, _, r in pairs["as-is"]],
                      fitted_on=f"ESCI sample DEV ({len(queries)} queries, "
