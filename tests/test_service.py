@@ -167,6 +167,33 @@ def test_bad_requests_get_clear_json_errors(url, path, body, status, message):
     assert "Traceback" not in response.text
 
 
+def test_embed_speaks_cohere_and_gives_the_indexed_vectors(url, pipeline):
+    """What an ml-commons connector (Cohere blueprint) sends; the vectors equal the client
+    side's: products as `rex-search index` embeds them, queries with the query instruction."""
+    import numpy as np
+
+    texts = ["Trail running shoe. Brand: Acme. Running Shoes. Mesh upper", "cast iron skillet"]
+    embedder = pipeline.embedder
+    documents = httpx.post(f"{url}/v1/embed", json={"texts": texts, "truncate": "END",
+                                                    "input_type": "search_document"}).json()
+    queries = httpx.post(f"{url}/v1/embed", json={"texts": texts[:1],
+                                                  "input_type": "search_query"}).json()
+    got = np.array(documents["embeddings"])
+    assert got.shape == (2, embedder.dim) and documents["texts"] == texts
+    assert documents["meta"]["model"] == embedder.model_id
+    assert np.abs(got - embedder.encode(texts)).max() < 1e-5
+    as_query = np.array(queries["embeddings"][0])
+    assert np.abs(as_query - embedder.encode_queries(texts[:1])[0]).max() < 1e-5
+    assert float(as_query @ got[0]) < 0.999  # the query instruction is applied
+    for body, message in [({"texts": []}, "texts: must be a non-empty list"),
+                          ({"texts": ["a"], "input_type": "image"}, "input_type"),
+                          ({"texts": ["a"], "truncate": "START"}, "truncate"),
+                          ({"texts": [1]}, "texts.0")]:
+        response = httpx.post(f"{url}/v1/embed", json=body)
+        assert response.status_code == 422, body
+        assert message in response.json()["error"]["message"]
+
+
 def test_invalid_json_and_health_metrics_openapi(url):
     response = httpx.post(f"{url}/search", content=b"{not json", headers={
         "content-type": "application/json"})
@@ -183,7 +210,8 @@ def test_invalid_json_and_health_metrics_openapi(url):
                for s in families["rex_stage_seconds"].samples)
     assert families["rex_degraded"].type == "counter"
     document = httpx.get(f"{url}/openapi.json").json()
-    assert set(document["paths"]) >= {"/search", "/rerank", "/v1/rerank", "/v2/rerank"}
+    assert set(document["paths"]) >= {"/search", "/rerank", "/v1/rerank", "/v2/rerank",
+                                      "/v1/embed"}
     # Generated from the request models and the result dataclasses: they cannot drift apart.
     from rex_search.service.models import RerankRequest, SearchRequest
 

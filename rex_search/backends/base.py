@@ -93,6 +93,11 @@ class Backend(Protocol):
     def record_catalog(self, entry: dict[str, object]) -> None:
         """Remember a catalog that was indexed (name, sha256, counts), where the backend can."""
 
+    @property
+    def embeds_documents(self) -> bool:
+        """True when the backend embeds products itself (an OpenSearch ingest pipeline,
+        ``?embed=cluster``): the indexer then sends no vectors (``vectors`` has 0 columns)."""
+
     def upsert(self, products: Sequence[Product], vectors: np.ndarray) -> list[tuple[str, str]]:
         """Insert or replace products by parent_asin (idempotent); visible after `commit`.
         Returns the (parent_asin, reason) of items the backend refused after its retries."""

@@ -195,10 +195,25 @@ class ClusterBackend:
         if self.target.dense == "knn":
             mappings["properties"]["embedding"] = self._vector_mapping(dim)
             settings = self._knn_settings(settings)
+        if self.target.embed_pipeline is not None:
+            self._check_ingest_pipeline(self.target.embed_pipeline)
+            settings["index"]["default_pipeline"] = self.target.embed_pipeline
         self._call(self._create_index, name, settings, mappings)
 
     def _knn_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         return settings
+
+    def _check_ingest_pipeline(self, name: str) -> None:
+        """embed=cluster: the ingest pipeline must exist before an index names it (else every
+        document would be refused, one by one, with the same error)."""
+        try:
+            self.client.transport.perform_request("GET", f"/_ingest/pipeline/{name}")
+        except Exception:  # noqa: BLE001 -- 404 and every connection error alike
+            raise BackendError(
+                f"{self.target.display}?embed=cluster: the cluster has no ingest pipeline "
+                f"{name!r}; install it first with `rex-search opensearch install-pipeline "
+                f"--embed --service URL` (name it with --name; embed_pipeline=NAME-embed)"
+            ) from None
 
     def bulk(self, operations: list[Operation]) -> list[Failure]:
         """Send (action, source) pairs in chunks with retries; returns (id, reason) failures."""
@@ -207,11 +222,18 @@ class ClusterBackend:
                               self._connection_errors(), self._sleep, self._jitter)
 
     # -- writes ---------------------------------------------------------------------------
+    @property
+    def embeds_documents(self) -> bool:
+        return self.target.embed_pipeline is not None
+
     def upsert(self, products: Sequence[Product], vectors: np.ndarray) -> list[tuple[str, str]]:
+        """Bulk-index the products; with ``embed=cluster`` without vectors: the index's
+        default ingest pipeline embeds each document's ``embed_text``."""
         stock = {a: (i.in_stock, i.quantity) for a, i in
                  self.get([p.parent_asin for p in products], index=self.write_index).items()}
-        in_cluster = self.local is None
-        sources = [source_of(p, v if in_cluster else None, stock.get(p.parent_asin, (None, None)))
+        send_vectors = self.local is None and not self.embeds_documents
+        sources = [source_of(p, v if send_vectors else None,
+                             stock.get(p.parent_asin, (None, None)))
                    for p, v in zip(products, vectors, strict=True)]
         if self.local is not None:
             for source in sources:

@@ -11,7 +11,7 @@ import numpy as np
 from rex_search.backends.base import Filters
 from rex_search.backends.embedded import doc_id_of
 from rex_search.catalog.prompt import product_text
-from rex_search.catalog.schema import Product, brand_key
+from rex_search.catalog.schema import Product, brand_key, embedding_text
 
 BM25_FIELDS = ["title^3", "brand^1.5", "categories", "features^0.7", "description^0.5"]
 
@@ -35,6 +35,9 @@ def text_mappings() -> dict[str, Any]:
         "product": {"type": "keyword", "index": False, "doc_values": False},
         # The reranker's input, prepared: a search pipeline's rerank processor sends it whole.
         "rerank_text": {"type": "keyword", "index": False, "doc_values": False},
+        # The dense embedder's input, prepared: an ingest pipeline's text_embedding processor
+        # embeds it in the cluster (``?embed=cluster``) exactly as `rex-search index` would.
+        "embed_text": {"type": "keyword", "index": False, "doc_values": False},
         # {"in_stock", "quantity"} as JSON, always present (null = unknown): the rules' input
         # that a search pipeline sends per hit (a missing field would misalign its lists).
         "stock": {"type": "keyword", "index": False, "doc_values": False},
@@ -81,6 +84,16 @@ def knn_clause(vector: list[float], k: int, filters: Filters | None) -> dict[str
     return {"knn": {"embedding": knn}}
 
 
+def neural_clause(text: str, model_id: str, k: int, filters: Filters | None) -> dict[str, Any]:
+    """A ``neural`` query on ``embedding``: the cluster embeds ``text`` with ``model_id`` (the
+    query model `install-pipeline --embed` registers) and searches as `knn_clause` does."""
+    neural: dict[str, Any] = {"query_text": text, "model_id": model_id, "k": k}
+    keep, drop = filter_clauses(filters)
+    if keep or drop:
+        neural["filter"] = {"bool": {"filter": keep, "must_not": drop}}
+    return {"neural": {"embedding": neural}}
+
+
 def hybrid_query(text: str, vector: np.ndarray, filters: Filters | None, bm25_k: int,
                  dense_k: int) -> dict[str, Any]:
     """rex-search's retrieval as one neural-search ``hybrid`` query: the BM25 query and the
@@ -108,6 +121,7 @@ def source_of(product: Product, vector: np.ndarray | None,
         "price": product.price, "content_hash": product.content_hash(),
         "product": json.dumps(product.to_dict(), ensure_ascii=False),
         "rerank_text": product_text(product),
+        "embed_text": embedding_text(product),
         "stock": stock_field(*stock),
     }
     if stock[0] is not None:

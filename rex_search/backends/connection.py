@@ -26,7 +26,7 @@ from rex_search.errors import ConfigError
 logger = logging.getLogger(__name__)
 ENGINES = ("opensearch", "elasticsearch")
 _OPTIONS = ("ca_certs", "verify_certs", "timeout", "dense", "faiss_dir", "api_key_env",
-            "knn_engine")
+            "knn_engine", "embed", "embed_pipeline")
 KNN_ENGINES = ("faiss", "lucene")
 
 
@@ -44,6 +44,9 @@ class ClusterTarget:
     dense: str = "knn"
     faiss_dir: str | None = None
     knn_engine: str = "faiss"
+    # ``?embed=cluster``: the ingest pipeline that embeds documents inside the cluster
+    # (`rex-search opensearch install-pipeline --embed`); None: rex-search embeds them.
+    embed_pipeline: str | None = None
 
     def __repr__(self) -> str:  # never show secrets, even in tracebacks
         return f"ClusterTarget({self.engine}, {self.url}/{self.index})"
@@ -112,6 +115,17 @@ def parse_target(target: str) -> ClusterTarget:
     if knn_engine not in KNN_ENGINES:
         raise ConfigError(f"knn_engine must be one of {', '.join(KNN_ENGINES)}, got "
                           f"{knn_engine!r}")
+    embed = options.get("embed", "client")
+    if embed not in ("client", "cluster"):
+        raise ConfigError(f"embed must be 'client' or 'cluster', got {embed!r}")
+    if embed == "cluster" and (engine != "opensearch" or dense != "knn"):
+        raise ConfigError("embed=cluster needs an opensearch:// URL with dense=knn: the "
+                          "cluster's ingest pipeline writes the vectors into its own index")
+    if "embed_pipeline" in options and embed != "cluster":
+        raise ConfigError("embed_pipeline is the ingest pipeline of embed=cluster; add "
+                          "embed=cluster or drop it")
+    embed_pipeline = options.get("embed_pipeline", "rex-rerank-embed") \
+        if embed == "cluster" else None
     scheme = "https" if tls == "https" else "http"
     try:
         port = parts.port or 9200
@@ -132,5 +146,5 @@ def parse_target(target: str) -> ClusterTarget:
         username=username, password=password, api_key=api_key,
         ca_certs=options.get("ca_certs"), verify_certs=verify,
         timeout=timeout, dense=dense, faiss_dir=options.get("faiss_dir"),
-        knn_engine=knn_engine,
+        knn_engine=knn_engine, embed_pipeline=embed_pipeline,
     )

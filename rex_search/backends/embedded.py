@@ -255,6 +255,10 @@ class EmbeddedBackend:
         return None
 
     # -- writes ---------------------------------------------------------------------------
+    @property
+    def embeds_documents(self) -> bool:
+        return False
+
     def upsert(self, products: Sequence[Product], vectors: np.ndarray) -> list[tuple[str, str]]:
         """Upsert by parent_asin; local writes either succeed or raise, so no per-item failures."""
         if len(products) != len(vectors):

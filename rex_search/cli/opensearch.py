@@ -39,18 +39,25 @@ def _opensearch_client(ctx: click.Context, index: str | None, command: str) -> t
 @click.option("--name", default="rex-rerank", show_default=True, help="search pipeline name")
 @click.option("--api-key-env", metavar="VAR",
               help="the service's key (serve --api-key-env VAR): the connectors send it")
+@click.option("--embed", is_flag=True,
+              help="also let the cluster embed: models on the service's /v1/embed and the "
+                   "ingest pipeline NAME-embed (index with ?embed=cluster)")
 @click.option("--dry-run", is_flag=True, help="print the requests instead of sending them")
 @click.pass_context
 def install_pipeline(ctx: click.Context, index: str | None, service: str | None,
-                     local_model: bool, name: str, api_key_env: str | None,
+                     local_model: bool, name: str, api_key_env: str | None, embed: bool,
                      dry_run: bool) -> None:
     """Run rex-search's ranking from an OpenSearch search pipeline: query understanding,
     filtered retrieval, rerank and rules (again: new connectors and models replace the old).
-    --local-model: the shipped reranker inside ml-commons, rerank only (no service)."""
+    --embed: the cluster embeds documents and queries through the service (before indexing
+    with ?embed=cluster). --local-model: the shipped reranker inside ml-commons, rerank only
+    (no service)."""
     from rex_search.integrations.opensearch_pipeline import check_index, install, plan
 
     if bool(service) == local_model:
         raise click.UsageError("give exactly one of --service URL and --local-model")
+    if embed and local_model:
+        raise click.UsageError("--embed needs --service: the service does the embedding")
     api_key = None
     if api_key_env:
         api_key = os.environ.get(api_key_env)
@@ -61,14 +68,17 @@ def install_pipeline(ctx: click.Context, index: str | None, service: str | None,
         if service is None:
             raise click.UsageError("--dry-run shows the --service plan")
         for step in plan(service, name, trusted=["<endpoints the cluster already trusts>"],
-                         api_key="<the key>" if api_key else None, rrf_k=rrf_k):
+                         api_key="<the key>" if api_key else None, rrf_k=rrf_k,
+                         embed=embed):
             body = "" if step.body is None else json.dumps(step.body, indent=2)
             click.echo(f"{step.method} {step.path}\n{body}\n")
         return
     client, alias = _opensearch_client(ctx, index, "install-pipeline")
-    check_index(client, alias)
+    # --embed comes before the first index (it needs the ingest pipeline): no index yet is fine.
+    if not (embed and not client.indices.exists(index=alias)):
+        check_index(client, alias)
     if service is not None:
-        click.echo(json.dumps(install(client, service, name, api_key, rrf_k), indent=2))
+        click.echo(json.dumps(install(client, service, name, api_key, rrf_k, embed), indent=2))
         return
     import tempfile
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from rex_search.backends.base import Backend
 from rex_search.catalog.reader import RejectedRow, read_catalog
 from rex_search.catalog.schema import embedding_text
@@ -104,7 +106,9 @@ def index_catalog(
             changed = [p for p in latest.values() if stored.get(p.parent_asin) != p.content_hash()]
             summary.unchanged += len(latest) - len(changed)
             if changed:
-                vectors = embedder.encode([embedding_text(p) for p in changed])
+                vectors = np.zeros((len(changed), 0), dtype=np.float32) \
+                    if backend.embeds_documents else \
+                    embedder.encode([embedding_text(p) for p in changed])
                 failures = backend.upsert(changed, vectors) or []
                 summary.failed += failures
                 summary.indexed += len(changed) - len(failures)

@@ -23,6 +23,13 @@ Steps (bodies in ``integrations/opensearch/*.json``):
 Then search with ``GET index/_search?search_pipeline={name}`` and ``{"query": {"multi_match":
 {"query": "running shoes no nike"}}, "size": 10}``.
 
+With ``embed=True`` the cluster also embeds: two more connectors and models call the service's
+``/v1/embed`` (Cohere's embed shape) as ``search_document`` and as ``search_query``, and the
+ingest pipeline ``{name}-embed`` runs ``text_embedding`` on each document's ``embed_text`` (the
+text `rex-search index` embeds) into ``embedding``; an index created with ``?embed=cluster``
+names it as its ``default_pipeline``, and a ``neural`` query with the query model's id embeds
+the query text inside the cluster.
+
 Installing again finds the connectors and models by name and updates them (one of each per
 pipeline name, never a second); `uninstall` removes what `install` made (and what an older
 rex-search installed under the same pipeline name), including its trusted endpoint entry.
@@ -45,6 +52,7 @@ from rex_search.errors import BackendError, ConfigError
 TRUSTED = "plugins.ml_commons.trusted_connector_endpoints_regex"
 PRIVATE_IP = "plugins.ml_commons.connector.private_ip_enabled"
 RERANK_FIELD = "rerank_text"
+EMBED_FIELD = "embed_text"
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,8 @@ def is_private(service_url: str) -> bool:
 
 
 ROLES = ("understand", "rank")
+# The embedding roles (with ``embed``) and the Cohere input_type each sends.
+EMBED_ROLES = {"embed-document": "search_document", "embed-query": "search_query"}
 _LEGACY_ROLE = "reranker"  # the rerank-only connector of rex-search before 0.8
 
 
@@ -96,8 +106,10 @@ def connector_body(role: str, service_url: str, pipeline: str,
                    api_key: str | None = None) -> dict[str, Any]:
     """The connector of ``role``; with ``api_key`` it sends ``Authorization: Bearer`` (the key
     is stored as an ml-commons credential, which the cluster encrypts)."""
-    body = _template(f"{role}-connector.json", {"REX_SERVICE_ENDPOINT": service_base(service_url),
-                                                "CONNECTOR_NAME": names(pipeline, role)[0]})
+    template = "embed-connector.json" if role in EMBED_ROLES else f"{role}-connector.json"
+    body = _template(template, {"REX_SERVICE_ENDPOINT": service_base(service_url),
+                                "CONNECTOR_NAME": names(pipeline, role)[0],
+                                "INPUT_TYPE": EMBED_ROLES.get(role, "")})
     if api_key is not None:
         body["credential"] = {"api_key": api_key}
         body["actions"][0]["headers"]["Authorization"] = "Bearer ${credential.api_key}"
@@ -106,9 +118,19 @@ def connector_body(role: str, service_url: str, pipeline: str,
     return body
 
 
+def ingest_pipeline_name(pipeline: str) -> str:
+    """The ingest pipeline ``install(embed=True)`` makes; ``?embed=cluster`` indexes use it."""
+    return f"{pipeline}-embed"
+
+
+def ingest_pipeline_body(document_model: str) -> dict[str, Any]:
+    return _template("ingest-pipeline.json", {"MODEL_ID": document_model,
+                                              "EMBED_FIELD": EMBED_FIELD})
+
+
 def plan(service_url: str, pipeline: str = "rex-rerank",
          trusted: list[str] | None = None, api_key: str | None = None,
-         rrf_k: int = 60) -> list[Step]:
+         rrf_k: int = 60, embed: bool = False) -> list[Step]:
     """The requests of a first install, in order; ids unknown until the cluster answers are
     placeholders, and ``trusted`` is what the cluster trusts already (read it first)."""
     service = service_base(service_url)
@@ -119,7 +141,7 @@ def plan(service_url: str, pipeline: str = "rex-rerank",
     if is_private(service):
         settings[PRIVATE_IP] = True
     steps = [Step("PUT", "/_cluster/settings", {"persistent": settings})]
-    for role in ROLES:
+    for role in _roles(embed):
         model_name = names(pipeline, role)[1]
         steps += [
             Step("POST", "/_plugins/_ml/connectors/_create",
@@ -130,7 +152,14 @@ def plan(service_url: str, pipeline: str = "rex-rerank",
             Step("POST", f"/_plugins/_ml/models/<{role}_model_id>/_deploy", None)]
     steps.append(Step("PUT", f"/_search/pipeline/{pipeline}",
                       pipeline_body("<understand_model_id>", "<rank_model_id>", rrf_k)))
+    if embed:
+        steps.append(Step("PUT", f"/_ingest/pipeline/{ingest_pipeline_name(pipeline)}",
+                          ingest_pipeline_body("<embed-document_model_id>")))
     return steps
+
+
+def _roles(embed: bool) -> tuple[str, ...]:
+    return (*ROLES, *EMBED_ROLES) if embed else ROLES
 
 
 def pipeline_body(understand_model: str, rank_model: str, rrf_k: int = 60) -> dict[str, Any]:
@@ -245,7 +274,7 @@ class MlCommons:
 
 
 def install(client: Any, service_url: str, pipeline: str = "rex-rerank",
-            api_key: str | None = None, rrf_k: int = 60) -> dict[str, str]:
+            api_key: str | None = None, rrf_k: int = 60, embed: bool = False) -> dict[str, str]:
     """Install, or replace, the connectors, models and search pipeline; returns the new ids.
 
     A reinstall never edits a live connector (ml-commons refuses while any node's model cache
@@ -253,11 +282,14 @@ def install(client: Any, service_url: str, pipeline: str = "rex-rerank",
     and deploys new connectors and models, points the pipeline at them, and only then removes
     the previous ones, so searches keep working throughout."""
     cluster = MlCommons(client)
-    steps = plan(service_url, pipeline, trusted=cluster.trusted(), api_key=api_key, rrf_k=rrf_k)
+    steps = plan(service_url, pipeline, trusted=cluster.trusted(), api_key=api_key, rrf_k=rrf_k,
+                 embed=embed)
     cluster.call("update the cluster settings", "PUT", steps[0].path, steps[0].body)
-    previous = {role: _existing(cluster, pipeline, role) for role in (*ROLES, _LEGACY_ROLE)}
+    # Without ``embed`` the embedding roles stay as they are: indexes may still ingest with them.
+    previous = {role: _existing(cluster, pipeline, role)
+                for role in (*_roles(embed), _LEGACY_ROLE)}
     ids: dict[str, str] = {}
-    for role in ROLES:
+    for role in _roles(embed):
         connector_name, model_name = names(pipeline, role)
         body = connector_body(role, service_url, pipeline, api_key)
         connector = str(cluster.call(f"create the {role} connector", "POST",
@@ -271,6 +303,11 @@ def install(client: Any, service_url: str, pipeline: str = "rex-rerank",
         ids[f"{role}_connector_id"], ids[f"{role}_model_id"] = connector, model
     cluster.call("create the search pipeline", "PUT", f"/_search/pipeline/{pipeline}",
                  pipeline_body(ids["understand_model_id"], ids["rank_model_id"], rrf_k))
+    if embed:
+        ingest = ingest_pipeline_name(pipeline)
+        cluster.call("create the ingest pipeline", "PUT", f"/_ingest/pipeline/{ingest}",
+                     ingest_pipeline_body(ids["embed-document_model_id"]))
+        ids["ingest_pipeline"] = ingest
     for role, (models, connectors) in previous.items():
         try:
             cluster.remove(models, connectors, f"previous {role}")
@@ -308,7 +345,17 @@ def uninstall(client: Any, service_url: str, pipeline: str = "rex-rerank") -> di
     else:
         cluster.call("delete the search pipeline", "DELETE", f"/_search/pipeline/{pipeline}")
         removed["search_pipeline"] = pipeline
-    for role in (*ROLES, _LEGACY_ROLE):
+    ingest = ingest_pipeline_name(pipeline)
+    removed["ingest_pipeline"] = None
+    try:
+        client.transport.perform_request("GET", f"/_ingest/pipeline/{ingest}")
+    except Exception:  # noqa: BLE001 -- not there: nothing to delete
+        pass
+    else:  # refused while an index names it as its default_pipeline: the message says so
+        cluster.call("delete the ingest pipeline (an index that embeds with it must go first)",
+                     "DELETE", f"/_ingest/pipeline/{ingest}")
+        removed["ingest_pipeline"] = ingest
+    for role in (*ROLES, *EMBED_ROLES, _LEGACY_ROLE):
         models, connectors = _remove_role(cluster, pipeline, role)
         removed["model_ids"] += models
         removed["connector_ids"] += connectors

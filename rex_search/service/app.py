@@ -1,5 +1,5 @@
-"""HTTP API over `SearchPipeline` (Starlette + uvicorn): /search, /rerank, /health, /metrics,
-/openapi.json and a small search page at /.
+"""HTTP API over `SearchPipeline` (Starlette + uvicorn): /search, /rerank, /v1/embed, /health,
+/metrics, /openapi.json and a small search page at /.
 
 Overload policy: at most ``workers`` requests run the models at once (the CPU has few cores;
 more threads only slow every request), at most ``queue`` more wait; beyond that a request gets
@@ -39,6 +39,7 @@ from rex_search.service.metrics import Metrics
 from rex_search.service.models import (
     ClusterRankRequest,
     ClusterUnderstandRequest,
+    EmbedRequest,
     RerankRequest,
     SearchRequest,
     first_error,
@@ -232,6 +233,22 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
         pipe = ready()
         return JSONResponse(await run_model(ranked_hits, pipe, body.query, items))
 
+    async def embed(request: Request) -> JSONResponse:
+        """Cohere's embed shape: {texts, input_type?} -> {id, texts, embeddings, meta}. An
+        OpenSearch ingest pipeline's ``text_embedding`` processor and a ``neural`` query reach
+        it through an ml-commons connector, and get the vectors `rex-search index` stores."""
+        body = validated(EmbedRequest, await json_body(request))
+        embedder = ready().embedder
+        encode = embedder.encode_queries if body.input_type == "search_query" else \
+            embedder.encode
+        vectors = await run_model(encode, body.texts)
+        return JSONResponse({
+            "id": request.state.request_id, "texts": body.texts,
+            "embeddings": [[float(x) for x in row] for row in vectors],
+            "response_type": "embeddings_floats",
+            "meta": {"api_version": {"version": "1"}, "model": embedder.model_id,
+                     "dimension": int(embedder.dim), "input_type": body.input_type}})
+
     async def health(request: Request) -> JSONResponse:
         pipe = state["pipeline"]
         if pipe is None:
@@ -265,6 +282,7 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
               Route("/v2/rerank", rerank, methods=["POST"]),
               Route("/opensearch/understand", cluster_understand, methods=["POST"]),
               Route("/opensearch/rank", cluster_rank, methods=["POST"]),
+              Route("/v1/embed", embed, methods=["POST"]),
               Route("/health", health), Route("/metrics", metrics_endpoint),
               Route("/openapi.json", openapi), Route("/", page)]
     known_paths = {route.path for route in routes}

@@ -173,6 +173,55 @@ class ClusterRankRequest(BaseModel):
     stocks: list[StrictStr] = Field(max_length=DEFAULTS.max_documents)
 
 
+class EmbedRequest(BaseModel):
+    """POST /v1/embed (Cohere's embed shape, which OpenSearch's ml-commons connector blueprints
+    speak): the texts embedded with the index's own embedder. ``search_query`` embeds them as
+    queries (the model's query instruction); the other input types as documents."""
+
+    model: StrictStr | None = Field(None, description="accepted and ignored: meta.model names "
+                                    "the embedder the index was built with")
+    texts: list[StrictStr] = Field(json_schema_extra={"minItems": 1,
+                                                      "maxItems": DEFAULTS.max_documents})
+    input_type: Literal["search_document", "search_query", "classification",
+                        "clustering"] = "search_document"
+    truncate: Literal["END"] | None = Field(None, description="long texts are cut at the end to "
+                                            "the model's token budget (the only mode served)")
+    embedding_types: list[Literal["float"]] | None = Field(None, description="float only")
+
+    @field_validator("texts")
+    @classmethod
+    def _count(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        most, longest = _limit(info, "max_documents"), _limit(info, "max_document_chars")
+        if not value:
+            raise ValueError("must be a non-empty list")
+        if len(value) > most:
+            raise ValueError(f"at most {most} texts per call, got {len(value)}")
+        for i, text in enumerate(value):
+            if len(text) > longest:
+                raise ValueError(f"texts[{i}] has {len(text)} characters, at most {longest}")
+        return value
+
+
+class ApiVersion(BaseModel):
+    version: str
+
+
+class EmbedMeta(BaseModel):
+    api_version: ApiVersion
+    model: str = Field(description="the embedder the vectors come from")
+    dimension: int
+    input_type: str
+
+
+class EmbedResponse(BaseModel):
+    id: str = Field(description="the request id")
+    texts: list[str]
+    embeddings: list[list[float]] = Field(description="one unit-length vector per text, in "
+                                          "order: the vectors `rex-search index` stores")
+    response_type: Literal["embeddings_floats"] = "embeddings_floats"
+    meta: EmbedMeta
+
+
 class RerankResult(BaseModel):
     index: int
     relevance_score: float = Field(description="in [0, 1]; with rules, the model's score "
@@ -191,10 +240,6 @@ class RerankRemoved(BaseModel):
     id: str | None = None
     rule: str
     reason: str
-
-
-class ApiVersion(BaseModel):
-    version: str
 
 
 class RerankMeta(BaseModel):
@@ -232,7 +277,9 @@ def _schemas() -> tuple[dict[str, Any], dict[str, Any]]:
                 ("RerankRequest", "validation", TypeAdapter(RerankRequest)),
                 ("ClusterUnderstandRequest", "validation", TypeAdapter(ClusterUnderstandRequest)),
                 ("ClusterRankRequest", "validation", TypeAdapter(ClusterRankRequest)),
-                ("RerankResponse", "serialization", TypeAdapter(RerankResponse))]
+                ("RerankResponse", "serialization", TypeAdapter(RerankResponse)),
+                ("EmbedRequest", "validation", TypeAdapter(EmbedRequest)),
+                ("EmbedResponse", "serialization", TypeAdapter(EmbedResponse))]
     refs, definitions = TypeAdapter.json_schemas(
         adapters, ref_template="#/components/schemas/{model}")
     return ({key: schema for (key, _), schema in refs.items()},
@@ -277,6 +324,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                                  "requestBody": body("SearchRequest"),
                                  "responses": answer("SearchResult", "one page of results")}},
             "/rerank": rerank, "/v1/rerank": rerank, "/v2/rerank": rerank, **cluster,
+            "/v1/embed": {"post": {"summary": "Embed texts with the index's embedder (Cohere's "
+                                              "embed shape, for OpenSearch connectors)",
+                                   "requestBody": body("EmbedRequest"),
+                                   "responses": answer("EmbedResponse", "one vector per text")}},
             "/health": {"get": {"summary": "200 when model and index are loaded, else 503",
                                 "responses": {"200": {"description": "ready"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics",

@@ -1,0 +1,112 @@
+"""The cluster embeds (issue #24, part 1), on the real node: `install-pipeline --embed` puts
+rex-search serve's /v1/embed behind two ml-commons remote models (Cohere's connector shape) and
+an ingest pipeline; an index opened with ``?embed=cluster`` sends plain documents and the
+cluster writes the vectors, and a ``neural`` query lets the cluster embed the query. The
+vectors and the neighbours equal the client-side path's."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+from opensearchpy import OpenSearch
+
+from rex_search.backends.cluster_bodies import knn_clause, neural_clause
+from rex_search.backends.connection import parse_target
+from rex_search.backends.embedded import EmbeddedBackend
+from rex_search.backends.opensearch import OpenSearchBackend
+from rex_search.catalog.reader import read_catalog
+from rex_search.catalog.schema import embedding_text
+from rex_search.errors import BackendError
+from rex_search.indexer.indexer import index_catalog
+from rex_search.integrations.opensearch_pipeline import (
+    MlCommons,
+    install,
+    names,
+    uninstall,
+)
+from rex_search.pipelines.pipeline import SearchPipeline
+from rex_search.service import create_app
+from tests.conftest import RULES_FIXTURE, cosine_reranker
+from tests.service_server import running
+
+pytestmark = pytest.mark.opensearch
+NAME = "rex-embed-test"
+
+
+@pytest.fixture(scope="module")
+def service(small_index_dir, embedder):
+    backend = EmbeddedBackend(small_index_dir)
+    with running(create_app(SearchPipeline(backend, embedder,
+                                           cosine_reranker(backend, embedder)))) as base:
+        yield base
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def client(opensearch_node):
+    client = OpenSearch(hosts=[opensearch_node.url], timeout=60)
+    yield client
+    client.close()
+
+
+def _url(node, alias: str, embed: bool = True) -> str:
+    extra = f"&embed=cluster&embed_pipeline={NAME}-embed" if embed else ""
+    return f"opensearch://127.0.0.1:{node.port}/{alias}?knn_engine=lucene{extra}"
+
+
+def test_an_embed_cluster_index_needs_the_ingest_pipeline_first(opensearch_node, embedder):
+    with pytest.raises(BackendError, match="install-pipeline --embed"):
+        OpenSearchBackend(parse_target(_url(opensearch_node, f"emb-{uuid.uuid4().hex[:8]}")),
+                          embedder.dim, embedder.model_id)
+
+
+def test_the_cluster_embeds_documents_and_queries_as_rex_search_does(opensearch_node, client,
+                                                                     service, embedder):
+    first = install(client, service, NAME, embed=True)
+    again = install(client, service, NAME, embed=True)  # idempotent: replaces, never adds
+    cluster = MlCommons(client)
+    for role in ("embed-document", "embed-query", "understand", "rank"):
+        connector, model = names(NAME, role)
+        assert cluster.find_all("connectors", connector) == [again[f"{role}_connector_id"]]
+        assert cluster.find_all("models", model) == [again[f"{role}_model_id"]]
+    assert first["embed-document_model_id"] != again["embed-document_model_id"]
+    alias = f"emb-{uuid.uuid4().hex[:8]}"
+    backend = OpenSearchBackend(parse_target(_url(opensearch_node, alias)),
+                                embedder.dim, embedder.model_id)
+    try:
+        assert backend.embeds_documents
+        summary = index_catalog(RULES_FIXTURE, backend, embedder)
+        products = [p for batch in read_catalog(RULES_FIXTURE) for p in batch.products]
+        assert summary.indexed == len(products) and not summary.failed
+        # Every document has its vector, written by the cluster; equal to the client side's.
+        stored = backend.vectors([p.parent_asin for p in products])
+        assert set(stored) == {p.parent_asin for p in products}
+        local = embedder.encode([embedding_text(p) for p in products])
+        for product, expected in zip(products, local, strict=True):
+            assert float(stored[product.parent_asin] @ expected) > 0.9999, product.parent_asin
+        # The cluster embeds the query too: the neural query finds the client kNN's neighbours.
+        for query in ("running shoes", "cast iron skillet", "wireless earbuds"):
+            vector = embedder.encode_queries([query])[0]
+            by_client = client.search(index=alias, body={
+                "size": 10, "_source": False,
+                "query": knn_clause([float(x) for x in vector], 10, None)})["hits"]["hits"]
+            by_cluster = client.search(index=alias, body={
+                "size": 10, "_source": False,
+                "query": neural_clause(query, again["embed-query_model_id"], 10,
+                                       None)})["hits"]["hits"]
+            assert [h["_id"] for h in by_cluster] == [h["_id"] for h in by_client], query
+            assert np.allclose([h["_score"] for h in by_cluster],
+                               [h["_score"] for h in by_client], atol=1e-4)
+        # Indexing again is idempotent: nothing changed, nothing re-sent.
+        assert index_catalog(RULES_FIXTURE, backend, embedder).unchanged == len(products)
+    finally:
+        backend.close()
+        client.indices.delete(index=f"{alias}-*")
+    removed = uninstall(client, service, NAME)
+    assert removed["ingest_pipeline"] == f"{NAME}-embed"
+    assert len(removed["model_ids"]) == 4
+    for role in ("embed-document", "embed-query"):
+        assert cluster.find_all("models", names(NAME, role)[1]) == []
+    assert uninstall(client, service, NAME)["ingest_pipeline"] is None
