@@ -92,9 +92,12 @@ browser:
 
 # A real OpenSearch node (version and plugins in tests/opensearch_node.py), assembled from Maven
 # Central into .cache/opensearch on first use; runs in the foreground until Ctrl-C.
+# OPENSEARCH_NODES=3: a cluster of three on consecutive ports.
 OPENSEARCH_PORT ?= 9200
+OPENSEARCH_NODES ?= 1
 opensearch: install
-	$(BIN)/python -m tests.opensearch_node start --port $(OPENSEARCH_PORT)
+	$(BIN)/python -m tests.opensearch_node start --port $(OPENSEARCH_PORT) \
+		--nodes $(OPENSEARCH_NODES)
 
 serve: $(RUNTIME_STAMP) models
 	$(BIN)/rex-search serve --index $(INDEX)

@@ -105,24 +105,35 @@ def osmem_server():
         server.process.stdout.close()
 
 
-def _started_node(assembler, engine: str, heap: str):
-    """Assemble and start a node; skip (or, with REX_REQUIRE_OPENSEARCH=1 as .ci/run sets,
-    fail) saying why where Java or Maven are missing. Yields the node, then stops it."""
-    from tests.opensearch_node import NodeError, OpenSearchNode
+def _started(what: str, make):
+    """``make(run_dir)`` builds and starts nodes; skip (or, with REX_REQUIRE_OPENSEARCH=1 as
+    .ci/run sets, fail) saying why where Java or Maven are missing. Yields them, then stops."""
+    from tests.opensearch_node import NodeError
 
     # Not pytest's tmp_path: its folders are private to root, and as root the node runs as
     # an unprivileged user that must reach its run folder.
-    run_dir = Path(tempfile.mkdtemp(prefix=f"rex-{engine}-"))
+    run_dir = Path(tempfile.mkdtemp(prefix=f"rex-{what.replace(' ', '-')}-"))
+    os.chmod(run_dir, 0o755)
+    started = None
     try:
-        node = OpenSearchNode(assembler(), run_dir, heap=heap, engine=engine)
-        node.start()
+        started = make(run_dir)
+        started.start()
     except NodeError as exc:
+        if started is not None:
+            started.stop()
         if os.environ.get("REX_REQUIRE_OPENSEARCH") == "1":
-            pytest.fail(f"no {engine} node: {exc}")
-        pytest.skip(f"no {engine} node (needs Java and Maven Central): {exc}")
-    yield node
-    node.stop()
+            pytest.fail(f"no {what}: {exc}")
+        pytest.skip(f"no {what} (needs Java and Maven Central): {exc}")
+    yield started
+    started.stop()
     shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _started_node(assembler, engine: str, heap: str):
+    from tests.opensearch_node import OpenSearchNode
+
+    yield from _started(f"{engine} node", lambda run_dir: OpenSearchNode(
+        assembler(), run_dir, heap=heap, engine=engine))
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +143,31 @@ def opensearch_node():
     from tests.opensearch_node import assemble
 
     yield from _started_node(assemble, "opensearch", "1g")
+
+
+@pytest.fixture(scope="session")
+def embedding_service(small_index_dir: Path, embedder: Embedder):
+    """rex-search serve on the small index: the /v1/embed (and /opensearch/*) endpoints a
+    cluster's remote models call."""
+    from rex_search.pipelines.pipeline import SearchPipeline
+    from rex_search.service import create_app
+    from tests.service_server import running
+
+    backend = EmbeddedBackend(small_index_dir)
+    with running(create_app(SearchPipeline(backend, embedder,
+                                           cosine_reranker(backend, embedder)))) as base:
+        yield base
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def opensearch_cluster():
+    """Three OpenSearch nodes on loopback forming one cluster (tests/opensearch_node.py), for
+    the tests that kill one."""
+    from tests.opensearch_node import OpenSearchCluster, assemble
+
+    yield from _started("opensearch cluster", lambda run_dir: OpenSearchCluster(
+        assemble(), run_dir, size=3, heap="512m"))
 
 
 @pytest.fixture(scope="session")

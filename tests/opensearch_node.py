@@ -1,5 +1,5 @@
-"""A real single-node OpenSearch assembled from Maven Central, for the test suite and for
-``make opensearch``.
+"""A real OpenSearch node (or a cluster of several on loopback) assembled from Maven Central,
+for the test suite and for ``make opensearch``.
 
 OpenSearch publishes a runnable minimal distribution (``integ-test-zip``) and its plugins as zips
 on Maven Central for other plugins' integration tests. The minimal distribution carries no
@@ -18,7 +18,8 @@ Elasticsearch publishes one too (``org.elasticsearch.distribution.integ-test-zip
 Central has no jar to build one from, so its tests create the index with the standard analyzer
 (tests/backends/test_elasticsearch_node.py).
 
-Usage: ``python -m tests.opensearch_node start [--port N]`` (foreground; Ctrl-C stops it),
+Usage: ``python -m tests.opensearch_node start [--port N] [--nodes 3]`` (foreground; Ctrl-C
+stops it),
 ``python -m tests.opensearch_node assemble`` (download and build the node only).
 """
 
@@ -222,6 +223,10 @@ class OpenSearchNode:
         self.port = port or free_port()
         self.transport_port = free_port()
         self.heap = heap
+        # A member of a multi-node cluster (`OpenSearchCluster` sets its discovery settings);
+        # None: a single node.
+        self.discovery: dict[str, object] | None = None
+        self.killed = False  # by `kill`: its exit is expected
         self.process: subprocess.Popen | None = None
         self._prepare()
 
@@ -249,8 +254,20 @@ class OpenSearchNode:
                 os.chown(path, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
 
     def start(self, timeout: float = 180.0) -> None:
+        self.launch()
+        self.wait_green(timeout)
+        # One node: a replica could never be assigned and health would stay yellow, so every
+        # index created here gets none (a template, kept in the cluster state across restarts).
+        self.request("PUT", "/_index_template/rex-single-node", {
+            "index_patterns": ["*"], "priority": 0,
+            "template": {"settings": {"number_of_replicas": 0}}})
+
+    def launch(self) -> None:
+        """Start the process and return (`start` also waits for it and sets it up)."""
+        self.killed = False
+        discovery = self.discovery or {"discovery.type": "single-node"}
         settings: dict[str, object] = {
-            "discovery.type": "single-node", "network.host": "127.0.0.1",
+            **discovery, "network.host": "127.0.0.1",
             "http.port": self.port, "transport.port": self.transport_port,
             "path.data": self.run_dir / "data", "path.logs": self.run_dir / "logs",
             "cluster.routing.allocation.disk.threshold_enabled": "false",
@@ -280,12 +297,9 @@ class OpenSearchNode:
             self.process = subprocess.Popen(args, env=env, cwd=self.run_dir, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True,
                                             **user)
-        self.wait_green(timeout)
-        # One node: a replica could never be assigned and health would stay yellow, so every
-        # index created here gets none (a template, kept in the cluster state across restarts).
-        self.request("PUT", "/_index_template/rex-single-node", {
-            "index_patterns": ["*"], "priority": 0,
-            "template": {"settings": {"number_of_replicas": 0}}})
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def request(self, method: str, path: str, body: dict | None = None) -> dict:
         """One JSON request to the node (for the fixture's own setup)."""
@@ -330,15 +344,85 @@ class OpenSearchNode:
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no flush, no goodbye."""
+        self.killed = True
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
 
+class OpenSearchCluster:
+    """``size`` nodes on loopback forming one cluster: each holds data and may be elected
+    cluster manager, so any one can be killed and the others carry on."""
+
+    def __init__(self, home: Path, run_dir: Path, size: int = 3, heap: str = "512m",
+                 port: int | None = None) -> None:
+        self.nodes = [OpenSearchNode(home, run_dir / f"node-{i}", port and port + i, heap=heap)
+                      for i in range(size)]
+        names = [f"node-{i}" for i in range(size)]
+        seeds = ",".join(f"127.0.0.1:{n.transport_port}" for n in self.nodes)
+        for name, node in zip(names, self.nodes, strict=True):
+            node.discovery = {"cluster.name": f"rex-test-{run_dir.name}", "node.name": name,
+                              "discovery.seed_hosts": seeds,
+                              "cluster.initial_cluster_manager_nodes": ",".join(names)}
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def hosts(self, besides: int = 0) -> str:
+        """The other nodes as a backend URL's ``hosts=`` value."""
+        return ",".join(f"127.0.0.1:{n.port}" for i, n in enumerate(self.nodes) if i != besides)
+
+    def start(self, timeout: float = 300.0) -> None:
+        for node in self.nodes:
+            node.launch()
+        self.wait_for(len(self.nodes), "green", timeout)
+
+    def live(self) -> OpenSearchNode:
+        return next(n for n in self.nodes if n.running())
+
+    def wait_for(self, nodes: int, status: str, timeout: float) -> dict:
+        """Until the cluster has ``nodes`` nodes and is at least ``status``; its health."""
+        deadline = time.monotonic() + timeout
+        health: dict = {}
+        while time.monotonic() < deadline:
+            for node in self.nodes:
+                if node.process is not None and node.process.poll() is not None \
+                        and not node.killed:
+                    raise NodeError(f"{node.run_dir.name} exited with "
+                                    f"{node.process.returncode}: {node.log_tail()}")
+            try:
+                health = self.live().request(
+                    "GET", f"/_cluster/health?wait_for_nodes={nodes}&wait_for_status={status}"
+                    "&timeout=2s")
+                if not health.get("timed_out") and health.get("number_of_nodes") == nodes:
+                    return health
+            except (urllib.error.URLError, OSError, ValueError, StopIteration):
+                pass
+            time.sleep(1)
+        raise NodeError(f"the cluster did not reach {nodes} nodes and {status} in "
+                        f"{timeout:.0f} s (last health: {health}): {self.nodes[0].log_tail()}")
+
+    def kill(self, index: int) -> None:
+        """SIGKILL one node, as a crash would."""
+        self.nodes[index].kill()
+
+    def restart(self, index: int, timeout: float = 300.0) -> None:
+        """Start a killed node again on its data; until the cluster is whole and green."""
+        self.nodes[index].launch()
+        self.wait_for(len(self.nodes), "green", timeout)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["assemble", "start"])
-    parser.add_argument("--port", type=int, default=9200)
+    parser.add_argument("--port", type=int, default=9200,
+                        help="the first node's HTTP port (the next nodes take the next ports)")
+    parser.add_argument("--nodes", type=int, default=1, help="1, or a cluster of N nodes")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     args = parser.parse_args()
     started = time.monotonic()
@@ -347,17 +431,26 @@ def main() -> None:
           f"({time.monotonic() - started:.0f} s)")
     if args.command == "start":
         run_dir = Path(tempfile.mkdtemp(prefix="opensearch-run-"))
-        node = OpenSearchNode(home, run_dir, args.port)
+        os.chmod(run_dir, 0o755)  # as root the nodes run unprivileged and must reach it
+        running: OpenSearchNode | OpenSearchCluster = \
+            OpenSearchNode(home, run_dir, args.port) if args.nodes == 1 else \
+            OpenSearchCluster(home, run_dir, args.nodes, heap="1g", port=args.port)
         started = time.monotonic()
-        node.start()
-        print(f"green at {node.url} after {time.monotonic() - started:.0f} s (data in {run_dir});"
-              f" use opensearch://127.0.0.1:{node.port}/products?knn_engine=lucene. Ctrl-C stops.")
-        # SIGTERM (kill, a supervisor) stops the node too, not only Ctrl-C.
+        running.start()
+        ports = [args.port + i for i in range(args.nodes)]
+        hosts = f"&hosts={','.join(f'127.0.0.1:{p}' for p in ports[1:])}&shards=" \
+                f"{args.nodes}&replicas=1" if args.nodes > 1 else ""
+        print(f"green: {args.nodes} node(s) on ports {', '.join(map(str, ports))} after "
+              f"{time.monotonic() - started:.0f} s (data in {run_dir}); use "
+              f"'opensearch://127.0.0.1:{args.port}/products?knn_engine=lucene{hosts}'. "
+              "Ctrl-C stops.")
+        # SIGTERM (kill, a supervisor) stops the nodes too, not only Ctrl-C.
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
         try:
-            node.process.wait()
+            while True:
+                time.sleep(1)
         except KeyboardInterrupt:
-            node.stop()
+            running.stop()
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 

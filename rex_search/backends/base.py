@@ -114,6 +114,10 @@ class Backend(Protocol):
     def knn(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[ScoredId]:
         """Dense top-k by inner product with a unit-length query vector."""
 
+    def embed_query(self, text: str) -> np.ndarray | None:
+        """The query's vector where the backend embeds queries itself (``?embed=cluster``: the
+        cluster's query model); None: the caller embeds it with the index's embedder."""
+
     def get(self, ids: Sequence[str]) -> dict[str, IndexedProduct]:
         """Stored products by id; unknown ids are absent from the result."""
 
@@ -134,6 +138,10 @@ class Backend(Protocol):
 
     def count(self) -> int:
         """Number of committed products."""
+
+    def retrieval_warning(self) -> str | None:
+        """Why this thread's searches since the last call may have missed documents (a
+        cluster's shards that did not answer); None when they were complete. Clears it."""
 
     def info(self) -> dict[str, object]:
         """What is in the index (for `rex-search info`); never includes credentials."""

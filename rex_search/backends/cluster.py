@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -64,6 +65,8 @@ class ClusterBackend:
         self._jitter = jitter
         self.client = client if client is not None else self._connect()
         self._generation = 0
+        self._query_model: str | None = None  # embed=cluster: found on the first query
+        self._partial = threading.local()  # this thread's searches that missed shards
         # faiss-local: real content hashes of documents sent since the last vector save. They
         # go to the cluster as PENDING_HASH and are confirmed only after the vector file is
         # saved, so a run killed in between re-embeds them instead of calling them unchanged.
@@ -191,7 +194,9 @@ class ClusterBackend:
     def _create(self, name: str, dim: int, model_id: str) -> None:
         mappings = {"_meta": {"schema_version": SCHEMA_VERSION, "embedding_model": model_id,
                               "dim": dim}, "properties": text_mappings()}
-        settings: dict[str, Any] = {"index": {"number_of_shards": 1}}
+        settings: dict[str, Any] = {"index": {"number_of_shards": self.target.shards}}
+        if self.target.replicas is not None:
+            settings["index"]["number_of_replicas"] = self.target.replicas
         if self.target.dense == "knn":
             mappings["properties"]["embedding"] = self._vector_mapping(dim)
             settings = self._knn_settings(settings)
@@ -354,14 +359,14 @@ class ClusterBackend:
         if self.local is not None:
             out = {i: self.local.reconstruct(doc_id_of(i)) for i in ids}
             return {i: v for i, v in out.items() if v is not None}
-        docs = self._call(self._mget, self.alias, list(ids), ["embedding"]) if ids else []
+        docs = self._read(self._mget, self.alias, list(ids), ["embedding"]) if ids else []
         return {d["_id"]: np.asarray(d["_source"]["embedding"], dtype=np.float32)
                 for d in docs if d.get("found") and "embedding" in d["_source"]}
 
     def bm25(self, query: str, k: int, filters: Filters | None = None) -> list[ScoredId]:
         if not query.strip() or k <= 0:
             return []
-        hits = self._call(self._search, self.alias, bm25_body(query, k, filters))
+        hits = self._search_alias(bm25_body(query, k, filters))
         return [ScoredId(h["_id"], float(h["_score"])) for h in hits["hits"]["hits"]]
 
     def knn(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[ScoredId]:
@@ -369,10 +374,73 @@ class ClusterBackend:
             return []
         if self.local is None:
             body = self._knn_body([float(x) for x in vector], k, filters)
-            hits = self._call(self._search, self.alias, body)
+            hits = self._search_alias(body)
             return [ScoredId(h["_id"], self._cosine(float(h["_score"])))
                     for h in hits["hits"]["hits"]]
         return self._local_knn(vector, k, filters)
+
+    def _search_alias(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A search through the alias: retried on another node when one is down, and a
+        partial answer (shards that did not answer: a node died and no copy took over yet)
+        is noted for `retrieval_warning` instead of passing as complete."""
+        answer = self._read(self._search, self.alias, body)
+        shards = answer.get("_shards", {})
+        # Shards without any copy count in ``total`` and ``failed`` but not in ``failures``.
+        missed = max(int(shards.get("failed", 0)), int(shards.get("total", 0)) -
+                     int(shards.get("successful", 0)) - int(shards.get("skipped", 0)))
+        if missed:
+            reasons = sorted({str(f.get("reason", {}).get("type", "unknown"))
+                              for f in shards.get("failures", [])}) or ["no copy assigned"]
+            self._partial.warning = (
+                f"{self.target.display}: {missed} of {shards.get('total')} shards did not "
+                f"answer ({', '.join(reasons)}); results may be incomplete until the "
+                "cluster recovers (check `rex-search info`)")
+        return answer
+
+    def retrieval_warning(self) -> str | None:
+        warning = getattr(self._partial, "warning", None)
+        self._partial.warning = None
+        return warning
+
+    def embed_query(self, text: str) -> np.ndarray | None:
+        """``embed=cluster``: the cluster embeds the query (ml-commons ``_predict`` on the
+        ``embed-query`` model `install-pipeline --embed` registered), so queries and documents
+        are embedded where the index says. None where that model is not installed."""
+        if self.target.embed_pipeline is None:
+            return None
+        if self._query_model is None:
+            self._query_model = self._find_query_model()
+        if self._query_model is None:
+            return None
+        try:
+            return self._predict(self._query_model, text)
+        except BackendError:  # a reinstall replaced the model: look it up again, once
+            self._query_model = self._find_query_model()
+            if self._query_model is None:
+                raise
+            return self._predict(self._query_model, text)
+
+    def _predict(self, model: str, text: str) -> np.ndarray:
+        path, body = f"/_plugins/_ml/models/{model}/_predict", {"parameters": {"texts": [text]}}
+        answer = self._read(lambda: self.client.transport.perform_request("POST", path,
+                                                                          body=body))
+        try:
+            return np.asarray(answer["inference_results"][0]["output"][0]["data"],
+                              dtype=np.float32)
+        except (KeyError, IndexError, TypeError):
+            raise BackendError(f"{self.target.display}: the query model {model} answered "
+                               f"without an embedding: {str(answer)[:200]}") from None
+
+    def _find_query_model(self) -> str | None:
+        """The deployed ``embed-query`` model of the pipeline whose ingest pipeline the index
+        embeds with (``NAME-embed`` -> NAME)."""
+        from rex_search.integrations.opensearch_pipeline import EMBED_SUFFIX, MlCommons, names
+
+        ingest = self.target.embed_pipeline or ""
+        if not ingest.endswith(EMBED_SUFFIX):
+            return None
+        model_name = names(ingest[:-len(EMBED_SUFFIX)], "embed-query")[1]
+        return MlCommons(self.client).find("models", model_name)
 
     def _local_knn(self, vector: np.ndarray, k: int, filters: Filters | None) -> list[ScoredId]:
         """faiss-local: over-fetch from the local file, then let the cluster map ids to products
@@ -385,7 +453,7 @@ class ClusterBackend:
             keep, drop = filter_clauses(filters)
             body = {"size": len(found), "_source": ["parent_asin", "doc_id"], "query": {"bool": {
                 "filter": [{"terms": {"doc_id": list(scores)}}, *keep], "must_not": drop}}}
-            hits = self._call(self._search, self.alias, body)["hits"]["hits"] if found else []
+            hits = self._search_alias(body)["hits"]["hits"] if found else []
             out = sorted((ScoredId(h["_id"], scores[int(h["_source"]["doc_id"])]) for h in hits),
                          key=lambda s: (-s.score, s.parent_asin))
             if len(out) >= k or fetch >= self.local.ntotal:
@@ -393,11 +461,11 @@ class ClusterBackend:
             fetch *= 4
 
     def count(self) -> int:
-        return int(self._call(self._count, self.alias))
+        return int(self._read(self._count, self.alias))
 
     def brands(self) -> dict[str, str]:
         body = {"size": 0, "aggs": {"brands": {"terms": {"field": "brand.raw", "size": 65000}}}}
-        buckets = self._call(self._search, self.alias, body)["aggregations"]["brands"]["buckets"]
+        buckets = self._search_alias(body)["aggregations"]["brands"]["buckets"]
         out: dict[str, str] = {}
         for bucket in sorted(buckets, key=lambda b: b["doc_count"]):
             if brand_key(bucket["key"]):
@@ -410,7 +478,23 @@ class ClusterBackend:
     def info(self) -> dict[str, object]:
         return {"backend": self.engine, "target": self.target.display,
                 "indices": self._alias_indices(), "embedding_model": self.model_id,
-                "dim": self.dim, "dense": self.target.dense, "document_count": self.count()}
+                "dim": self.dim, "dense": self.target.dense, "document_count": self.count(),
+                "cluster": self.health()}
+
+    def health(self) -> dict[str, object]:
+        """The health of the alias's indexes, and in words what a non-green status means."""
+        raw = dict(self._read(lambda: self.client.cluster.health(index=self.alias)))
+        out: dict[str, object] = {key: raw.get(key) for key in (
+            "status", "number_of_nodes", "number_of_data_nodes", "active_shards",
+            "unassigned_shards", "relocating_shards", "initializing_shards")}
+        out["meaning"] = {
+            "green": "every shard and replica is assigned",
+            "yellow": ("degraded: every shard answers, but some replicas are unassigned (a node "
+                       "is down or missing); one more failure can lose shards"),
+            "red": ("degraded: some primary shards are unassigned; searches miss their "
+                    "documents and writes to them fail until their node returns"),
+        }.get(str(raw.get("status")), "unknown")
+        return out
 
     def close(self) -> None:
         if self.local is not None:

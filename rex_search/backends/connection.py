@@ -26,7 +26,8 @@ from rex_search.errors import ConfigError
 logger = logging.getLogger(__name__)
 ENGINES = ("opensearch", "elasticsearch")
 _OPTIONS = ("ca_certs", "verify_certs", "timeout", "dense", "faiss_dir", "api_key_env",
-            "knn_engine", "embed", "embed_pipeline")
+            "knn_engine", "embed", "embed_pipeline", "hosts",
+            "shards", "replicas")
 KNN_ENGINES = ("faiss", "lucene")
 
 
@@ -47,6 +48,16 @@ class ClusterTarget:
     # ``?embed=cluster``: the ingest pipeline that embeds documents inside the cluster
     # (`rex-search opensearch install-pipeline --embed`); None: rex-search embeds them.
     embed_pipeline: str | None = None
+    # ``?hosts=h2:9200,h3:9200``: more nodes of the same cluster (same scheme and credentials);
+    # the client spreads requests over all and a retry goes to another when one is down.
+    more_urls: tuple[str, ...] = ()
+    # A new index's primary shards and replicas (None: the cluster's default, 1 replica).
+    shards: int = 1
+    replicas: int | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url, *self.more_urls]
 
     def __repr__(self) -> str:  # never show secrets, even in tracebacks
         return f"ClusterTarget({self.engine}, {self.url}/{self.index})"
@@ -141,10 +152,36 @@ def parse_target(target: str) -> ClusterTarget:
                           f"{options.get('timeout')!r}")
     if not parts.hostname:
         raise ConfigError(f"backend URL {redact(target)!r} has no host")
+    more_urls = tuple(f"{scheme}://{host}" for host in _more_hosts(options.get("hosts", "")))
+    shards = _count_option(options, "shards", 1, 1, 1024)
+    replicas = _count_option(options, "replicas", None, 0, 16)
     return ClusterTarget(
         engine=engine, url=f"{scheme}://{parts.hostname}:{port}", index=index,
         username=username, password=password, api_key=api_key,
         ca_certs=options.get("ca_certs"), verify_certs=verify,
         timeout=timeout, dense=dense, faiss_dir=options.get("faiss_dir"),
-        knn_engine=knn_engine, embed_pipeline=embed_pipeline,
+        knn_engine=knn_engine, embed_pipeline=embed_pipeline, more_urls=more_urls,
+        shards=shards or 1, replicas=replicas,
     )
+
+
+def _count_option(options: dict[str, str], name: str, default: int | None, low: int,
+                  high: int) -> int | None:
+    if name not in options:
+        return default
+    value = options[name]
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return int(value)
+
+
+def _more_hosts(value: str) -> list[str]:
+    """``hosts=a:9200,b:9201`` -> ["a:9200", "b:9201"]; each needs a host and a valid port."""
+    out = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in item:
+            raise ConfigError(f"hosts: {item!r} is not host:port (e.g. hosts=node2:9200,"
+                              "node3:9200)")
+        out.append(item)
+    return out

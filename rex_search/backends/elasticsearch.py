@@ -23,7 +23,7 @@ class ElasticsearchBackend(ClusterBackend):
             raise ConfigError("the Elasticsearch backend needs the elasticsearch client: "
                               "pip install 'rex-search[elasticsearch]'") from exc
         t = self.target
-        kwargs: dict[str, Any] = {"hosts": [t.url], "request_timeout": t.timeout,
+        kwargs: dict[str, Any] = {"hosts": t.urls, "request_timeout": t.timeout,
                                   "max_retries": 0,  # one layer of retries: rex-search's
                                   "verify_certs": t.verify_certs}
         if t.username:

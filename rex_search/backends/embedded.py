@@ -421,6 +421,12 @@ class EmbeddedBackend:
             names = self._records.names([d for d, _ in hits])
         return [ScoredId(names[d], score) for d, score in hits if d in names]
 
+    def embed_query(self, text: str) -> np.ndarray | None:
+        return None
+
+    def retrieval_warning(self) -> str | None:
+        return None  # local stores answer whole or raise
+
     def knn(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[ScoredId]:
         with self._lock:
             if filters is not None and not filters.is_empty():

@@ -22,7 +22,7 @@ def opensearch_client(t: ClusterTarget) -> Any:
                           "pip install 'rex-search[opensearch]'") from exc
     # max_retries=0: rex-search retries (capped backoff with jitter, resending only what
     # failed); the client's own retries underneath would multiply every retry.
-    kwargs: dict[str, Any] = {"hosts": [t.url], "timeout": t.timeout, "max_retries": 0,
+    kwargs: dict[str, Any] = {"hosts": t.urls, "timeout": t.timeout, "max_retries": 0,
                               "verify_certs": t.verify_certs, "ssl_show_warn": False}
     if t.username:
         kwargs["http_auth"] = (t.username, t.password or "")

@@ -174,6 +174,8 @@ def format_result(result: SearchResult, explain: bool) -> str:
     lines = [f'"{result.query}": {len(result.hits)} hits (page {result.page}) of '
              f"{result.total_candidates} candidates; reranker {result.reranker} "
              f"scored {result.reranked}"]
+    if result.degraded:  # a budget, a reranker failure or a cluster's missing shards
+        lines.append(_printable(f"degraded: {result.degraded_reason}"))
     if result.hits and result.good_matches == 0:
         lines.append(f"no good match: no candidate reaches min_score {result.min_score:.2f} "
                      "(calibrated model score); these are only the closest the catalog has")

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
 import socket
 import time
@@ -48,6 +49,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rex_search.errors import BackendError, ConfigError
+
+logger = logging.getLogger(__name__)
 
 TRUSTED = "plugins.ml_commons.trusted_connector_endpoints_regex"
 PRIVATE_IP = "plugins.ml_commons.connector.private_ip_enabled"
@@ -118,9 +121,12 @@ def connector_body(role: str, service_url: str, pipeline: str,
     return body
 
 
+EMBED_SUFFIX = "-embed"
+
+
 def ingest_pipeline_name(pipeline: str) -> str:
     """The ingest pipeline ``install(embed=True)`` makes; ``?embed=cluster`` indexes use it."""
-    return f"{pipeline}-embed"
+    return f"{pipeline}{EMBED_SUFFIX}"
 
 
 def ingest_pipeline_body(document_model: str) -> dict[str, Any]:
@@ -176,6 +182,10 @@ def rerank_pipeline_body(model_id: str) -> dict[str, Any]:
                                               "RERANK_FIELD": RERANK_FIELD})
 
 
+# Refusals that pass once a new cluster has allocated ml-commons' system indexes.
+_SETTLING = re.compile(r"master key timed out|primary shard is not active|"
+                       r"unavailable_shards_exception|no_shard_available")
+
 # Model states in which ml-commons refuses to change the connector or delete the model.
 _LIVE_STATES = ("DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED")
 
@@ -183,14 +193,24 @@ _LIVE_STATES = ("DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED")
 class MlCommons:
     """The few ml-commons calls install/uninstall make, with errors that say which step."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, settle_s: float = 60.0) -> None:
         self.client = client
+        self.settle_s = settle_s
 
     def call(self, what: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        try:
-            return self.client.transport.perform_request(method, path, body=body) or {}
-        except Exception as exc:  # noqa: BLE001 -- the client raises many types
-            raise BackendError(f"OpenSearch refused to {what}: {exc}") from None
+        """One request; the refusals of a cluster still settling (ml-commons' system indexes
+        not yet allocated, e.g. "Fetching master key timed out" on a new multi-node cluster)
+        are retried for up to ``settle_s`` seconds."""
+        deadline = time.monotonic() + self.settle_s
+        while True:
+            try:
+                return self.client.transport.perform_request(method, path, body=body) or {}
+            except Exception as exc:  # noqa: BLE001 -- the client raises many types
+                if not _SETTLING.search(str(exc)) or time.monotonic() > deadline:
+                    raise BackendError(f"OpenSearch refused to {what}: {exc}") from None
+                logger.warning("OpenSearch is settling (%s): retrying to %s", str(exc)[:120],
+                               what)
+                time.sleep(2.0)
 
     def trusted(self) -> list[str]:
         settings = self.call("read the cluster settings", "GET",

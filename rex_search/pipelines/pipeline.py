@@ -190,11 +190,12 @@ class SearchPipeline:
     def _rank(self, query: str, filters: Filters | None, deadline: float | None = None,
               rerank: bool = True, interpret: bool = True) -> _Ranking:
         timings: dict[str, float] = {}
+        self.backend.retrieval_warning()  # start clean: a warning belongs to this query
         step = time.perf_counter()
         parsed, pushed = self.understand(query, filters, interpret)
         timings["understand"] = elapsed_ms(step)
         step = time.perf_counter()
-        vector = self.embedder.encode_queries([parsed.text])[0]
+        vector = self._query_vector(parsed.text)
         timings["embed_query"] = elapsed_ms(step)
         extra = None
         if parsed.non_branded:
@@ -214,8 +215,9 @@ class SearchPipeline:
             parsed.text, ranked, self.reranker if rerank else None, self.rerank_config,
             self.rules, context, dense=self._dense(parsed.text), deadline=deadline)
         timings.update(outcome.timings_ms)
+        reasons = [r for r in (self.backend.retrieval_warning(), outcome.degraded_reason) if r]
         return _Ranking(parsed, outcome.ranked, outcome.removed, outcome.reranked, timings,
-                        outcome.degraded_reason, vector, filters or Filters(), pushed)
+                        "; ".join(reasons) or None, vector, filters or Filters(), pushed)
 
     def understand(self, query: str, filters: Filters | None = None, interpret: bool = True,
                    brands: Sequence[str | None] = ()) -> tuple[ParsedQuery, Filters]:
@@ -327,6 +329,18 @@ class SearchPipeline:
                 contributions=dict(r.contributions),
             ),
         )
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        """Embedded where the index embeds (``?embed=cluster``: by the cluster), else here;
+        the `dense` signal reuses it."""
+        vector = self.backend.embed_query(text)
+        if vector is None:
+            local: np.ndarray = self.embedder.encode_queries([text])[0]
+            return local
+        self._cosine.remember_query(text, vector)
+        if isinstance(self.reranker, EmbeddingCosineReranker):
+            self.reranker.remember_query(text, vector)
+        return vector
 
     def _dense(self, text: str) -> Callable[[list[Ranked]], list[float]]:
         """The `dense` signal of [rerank] combine: cosine from stored vectors (embedding only

@@ -36,6 +36,10 @@ class EmbeddingCosineReranker:
             self._queries.put(query, vector)
         return vector
 
+    def remember_query(self, query: str, vector: np.ndarray) -> None:
+        """Use ``vector`` for ``query`` (one another component embedded, e.g. the cluster)."""
+        self._queries.put(query, vector)
+
     def cosines(self, query: str, products: Sequence[Product]) -> list[float]:
         """Cosine in [-1, 1]; reuses stored vectors and embeds only products without one."""
         if not products:

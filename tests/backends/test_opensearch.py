@@ -293,6 +293,21 @@ def test_connection_settings_and_redaction(monkeypatch):
             open_backend(bad)
 
 
+def test_more_nodes_shards_and_replicas_come_from_the_url():
+    target = parse_target("opensearch+https://u:p@n1:9200/shop?hosts=n2:9201,n3:9202"
+                          "&shards=3&replicas=1")
+    assert target.urls == ["https://n1:9200", "https://n2:9201", "https://n3:9202"]
+    assert (target.shards, target.replicas) == (3, 1)
+    plain = parse_target("opensearch://n1/shop")
+    assert (plain.urls, plain.shards, plain.replicas) == (["http://n1:9200"], 1, None)
+    for bad, message in [("opensearch://h/x?hosts=n2", "'n2' is not host:port"),
+                         ("opensearch://h/x?hosts=n2:99999", "is not host:port"),
+                         ("opensearch://h/x?shards=0", "shards must be a whole number"),
+                         ("opensearch://h/x?replicas=-1", "replicas must be a whole number")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_target(bad)
+
+
 def test_disabling_tls_verification_warns(caplog):
     parse_target("opensearch+https://h:9200/x?verify_certs=false")
     assert "TLS certificate verification is DISABLED" in caplog.text

@@ -14,7 +14,6 @@ from opensearchpy import OpenSearch
 
 from rex_search.backends.cluster_bodies import knn_clause, neural_clause
 from rex_search.backends.connection import parse_target
-from rex_search.backends.embedded import EmbeddedBackend
 from rex_search.backends.opensearch import OpenSearchBackend
 from rex_search.catalog.reader import read_catalog
 from rex_search.catalog.schema import embedding_text
@@ -27,21 +26,10 @@ from rex_search.integrations.opensearch_pipeline import (
     uninstall,
 )
 from rex_search.pipelines.pipeline import SearchPipeline
-from rex_search.service import create_app
 from tests.conftest import RULES_FIXTURE, cosine_reranker
-from tests.service_server import running
 
 pytestmark = pytest.mark.opensearch
 NAME = "rex-embed-test"
-
-
-@pytest.fixture(scope="module")
-def service(small_index_dir, embedder):
-    backend = EmbeddedBackend(small_index_dir)
-    with running(create_app(SearchPipeline(backend, embedder,
-                                           cosine_reranker(backend, embedder)))) as base:
-        yield base
-    backend.close()
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +44,45 @@ def _url(node, alias: str, embed: bool = True) -> str:
     return f"opensearch://127.0.0.1:{node.port}/{alias}?knn_engine=lucene{extra}"
 
 
+class CountingEmbedder:
+    """The real embedder, counting the queries it embeds (to see who embedded them)."""
+
+    def __init__(self, embedder) -> None:
+        self.inner, self.queries = embedder, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def encode_queries(self, texts):
+        self.queries += len(texts)
+        return self.inner.encode_queries(texts)
+
+
+def _rex_search_query_lets_the_cluster_embed(node, alias: str, backend, embedder) -> None:
+    """What `rex-search query` runs: on the embed=cluster index the query vector comes from
+    the cluster's query model (none embedded here), and the ranking equals the same index
+    searched with a query embedded here."""
+    counting = CountingEmbedder(embedder)
+    by_cluster = SearchPipeline(backend, counting, cosine_reranker(backend, counting))
+    plain = OpenSearchBackend(parse_target(_url(node, alias, embed=False)), embedder.dim,
+                              embedder.model_id)
+    assert plain.embed_query("anything") is None
+    by_client = SearchPipeline(plain, embedder, cosine_reranker(plain, embedder))
+    try:
+        for query in ("running shoes no nike", "cast iron skillet under $40", "earbuds"):
+            vector = backend.embed_query(query)
+            assert vector is not None
+            assert float(vector @ embedder.encode_queries([query])[0]) > 0.9999
+            got, want = by_cluster.search(query), by_client.search(query)
+            assert [h.parent_asin for h in got.hits] == [h.parent_asin for h in want.hits]
+            assert np.allclose([h.score for h in got.hits], [h.score for h in want.hits],
+                               atol=1e-3)
+            assert got.hits, query
+        assert counting.queries == 0
+    finally:
+        plain.close()
+
+
 def test_an_embed_cluster_index_needs_the_ingest_pipeline_first(opensearch_node, embedder):
     with pytest.raises(BackendError, match="install-pipeline --embed"):
         OpenSearchBackend(parse_target(_url(opensearch_node, f"emb-{uuid.uuid4().hex[:8]}")),
@@ -63,9 +90,9 @@ def test_an_embed_cluster_index_needs_the_ingest_pipeline_first(opensearch_node,
 
 
 def test_the_cluster_embeds_documents_and_queries_as_rex_search_does(opensearch_node, client,
-                                                                     service, embedder):
-    first = install(client, service, NAME, embed=True)
-    again = install(client, service, NAME, embed=True)  # idempotent: replaces, never adds
+                                                                     embedding_service, embedder):
+    first = install(client, embedding_service, NAME, embed=True)
+    again = install(client, embedding_service, NAME, embed=True)  # idempotent: replaces, never adds
     cluster = MlCommons(client)
     for role in ("embed-document", "embed-query", "understand", "rank"):
         connector, model = names(NAME, role)
@@ -99,14 +126,15 @@ def test_the_cluster_embeds_documents_and_queries_as_rex_search_does(opensearch_
             assert [h["_id"] for h in by_cluster] == [h["_id"] for h in by_client], query
             assert np.allclose([h["_score"] for h in by_cluster],
                                [h["_score"] for h in by_client], atol=1e-4)
+        _rex_search_query_lets_the_cluster_embed(opensearch_node, alias, backend, embedder)
         # Indexing again is idempotent: nothing changed, nothing re-sent.
         assert index_catalog(RULES_FIXTURE, backend, embedder).unchanged == len(products)
     finally:
         backend.close()
         client.indices.delete(index=f"{alias}-*")
-    removed = uninstall(client, service, NAME)
+    removed = uninstall(client, embedding_service, NAME)
     assert removed["ingest_pipeline"] == f"{NAME}-embed"
     assert len(removed["model_ids"]) == 4
     for role in ("embed-document", "embed-query"):
         assert cluster.find_all("models", names(NAME, role)[1]) == []
-    assert uninstall(client, service, NAME)["ingest_pipeline"] is None
+    assert uninstall(client, embedding_service, NAME)["ingest_pipeline"] is None

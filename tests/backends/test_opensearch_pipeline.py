@@ -195,8 +195,8 @@ def test_a_reinstall_replaces_everything_and_uninstall_removes_everything(cluste
     with pytest.raises(Exception, match="404|not_found|missing"):
         client.transport.perform_request("GET", "/_search/pipeline/rex-twice")
     again = uninstall(client, service, "rex-twice")  # nothing left: nothing to do
-    assert again == {"search_pipeline": None, "model_ids": [], "connector_ids": [],
-                     "trusted_endpoint": None}
+    assert again == {"search_pipeline": None, "ingest_pipeline": None, "model_ids": [],
+                     "connector_ids": [], "trusted_endpoint": None}
 
 
 def test_an_index_without_the_prepared_field_is_refused(cluster):
