@@ -92,12 +92,22 @@ browser:
 
 # A real OpenSearch node (version and plugins in tests/opensearch_node.py), assembled from Maven
 # Central into .cache/opensearch on first use; runs in the foreground until Ctrl-C.
-# OPENSEARCH_NODES=3: a cluster of three on consecutive ports.
+# OPENSEARCH_NODES=3: a cluster of three on consecutive ports. OPENSEARCH_MODE=containers:
+# docker/compose.yml's three nodes and rex-search serve as containers (as root: starts an
+# engine of its own where none runs, builds the images locally; `docker-compose -f
+# docker/compose.yml down` stops them).
 OPENSEARCH_PORT ?= 9200
 OPENSEARCH_NODES ?= 1
+OPENSEARCH_MODE ?= processes
 opensearch: install
+ifeq ($(OPENSEARCH_MODE),containers)
+	DOCKER_HOST=$${DOCKER_HOST:-$$(bash docker/start-engine.sh)} && export DOCKER_HOST && \
+		bash docker/build-images.sh && docker-compose -f docker/compose.yml up -d && \
+		echo "up: OpenSearch on 127.0.0.1:9200-9202, rex-search serve on :8080 (DOCKER_HOST=$$DOCKER_HOST)"
+else
 	$(BIN)/python -m tests.opensearch_node start --port $(OPENSEARCH_PORT) \
 		--nodes $(OPENSEARCH_NODES)
+endif
 
 serve: $(RUNTIME_STAMP) models
 	$(BIN)/rex-search serve --index $(INDEX)

@@ -20,6 +20,10 @@ class BackendError(RexSearchError):
     """The index cannot be opened, written or queried."""
 
 
+class IndexMissing(BackendError):
+    """The index to open does not exist (yet)."""
+
+
 class ModelError(RexSearchError):
     """A model cannot be found, verified or run."""
 

@@ -170,6 +170,29 @@ def opensearch_cluster():
         assemble(), run_dir, size=3, heap="512m"))
 
 
+@pytest.fixture(scope="module")
+def compose_cluster():
+    """docker/compose.yml's three nodes and rex-search serve as containers; skips saying what
+    is missing (fails instead with REX_REQUIRE_CONTAINERS=1, which .ci/run sets once it has
+    started an engine and built the images)."""
+    from tests.compose_cluster import ComposeCluster, unavailable
+    from tests.opensearch_node import NodeError
+
+    why = unavailable()
+    if why:
+        if os.environ.get("REX_REQUIRE_CONTAINERS") == "1":
+            pytest.fail(f"no containers: {why}")
+        pytest.skip(f"no containers: {why}")
+    cluster = ComposeCluster()
+    try:
+        cluster.start()
+    except NodeError as exc:
+        cluster.stop()
+        pytest.fail(f"the compose cluster did not start: {exc}")
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def elasticsearch_node():
     """A real Elasticsearch 8 node from Maven Central's minimal distribution (see

@@ -41,6 +41,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 OPENSEARCH_VERSION = "2.19.6"
 PLUGIN_VERSION = f"{OPENSEARCH_VERSION}.0"
@@ -207,10 +208,28 @@ def assemble_elasticsearch(cache: Path = DEFAULT_CACHE) -> Path:
                        {"elasticsearch": ELASTICSEARCH_VERSION})
 
 
+def json_request(url: str, method: str, path: str, body: dict | None = None) -> dict:
+    """One JSON request to a node at ``url``."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{url}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port, never one this process handed out before: the kernel may offer
+    a just-released port again, and two nodes (or a node and a service) must not share one."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class OpenSearchNode:
@@ -298,16 +317,17 @@ class OpenSearchNode:
                                             stderr=subprocess.STDOUT, start_new_session=True,
                                             **user)
 
+    @property
+    def name(self) -> str:
+        """Its ``node.name`` in a cluster; its run folder's name alone."""
+        return str((self.discovery or {}).get("node.name", self.run_dir.name))
+
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def request(self, method: str, path: str, body: dict | None = None) -> dict:
         """One JSON request to the node (for the fixture's own setup)."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(response)
+        return json_request(self.url, method, path, body)
 
     def wait_green(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -378,7 +398,7 @@ class OpenSearchCluster:
             node.launch()
         self.wait_for(len(self.nodes), "green", timeout)
 
-    def live(self) -> OpenSearchNode:
+    def live(self) -> Any:
         return next(n for n in self.nodes if n.running())
 
     def wait_for(self, nodes: int, status: str, timeout: float) -> dict:
@@ -387,10 +407,8 @@ class OpenSearchCluster:
         health: dict = {}
         while time.monotonic() < deadline:
             for node in self.nodes:
-                if node.process is not None and node.process.poll() is not None \
-                        and not node.killed:
-                    raise NodeError(f"{node.run_dir.name} exited with "
-                                    f"{node.process.returncode}: {node.log_tail()}")
+                if not node.running() and not node.killed:
+                    raise NodeError(f"{node.name} stopped: {node.log_tail()}")
             try:
                 health = self.live().request(
                     "GET", f"/_cluster/health?wait_for_nodes={nodes}&wait_for_status={status}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -11,12 +10,7 @@ import httpx
 import uvicorn
 
 from rex_search.service.server import server_config
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.opensearch_node import free_port
 
 
 @contextmanager

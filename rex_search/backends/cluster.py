@@ -40,7 +40,7 @@ from rex_search.backends.connection import ClusterTarget, redact
 from rex_search.backends.embedded import SCHEMA_VERSION, doc_id_of
 from rex_search.backends.stores.vectors import VectorStore
 from rex_search.catalog.schema import Product, StockRecord, brand_key
-from rex_search.errors import BackendError
+from rex_search.errors import BackendError, IndexMissing
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class ClusterBackend:
         self._old_indices: list[str] = []
         existing = self._alias_indices()
         if not existing and dim is None:
-            raise BackendError(f"no index {target.display}: build one first with "
+            raise IndexMissing(f"no index {target.display}: build one first with "
                                f"`rex-search index CATALOG --index {target.display}`")
         meta = self._meta(existing[0]) if existing else {}
         if existing and model_id is not None and meta.get("embedding_model") != model_id:
@@ -180,12 +180,12 @@ class ClusterBackend:
         raise AssertionError("unreachable")
 
     def _alias_indices(self) -> list[str]:
-        if not self._call(lambda: bool(self.client.indices.exists_alias(name=self.alias))):
+        if not self._read(lambda: bool(self.client.indices.exists_alias(name=self.alias))):
             return []
-        return sorted(self._call(self._get_alias))
+        return sorted(self._read(self._get_alias))
 
     def _meta(self, index: str) -> dict[str, Any]:
-        meta = self._call(self._get_meta, index) or {}
+        meta = self._read(self._get_meta, index) or {}
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise BackendError(f"{self.target.display} was not created by this rex-search "
                                f"(schema_version {meta.get('schema_version')!r}); use a new index")

@@ -6,8 +6,9 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,8 +21,11 @@ from rex_search.cli.common import (
 )
 from rex_search.cli.root import cli
 from rex_search.config import Config, with_overrides
-from rex_search.errors import QueryError, RexSearchError
+from rex_search.errors import BackendError, IndexMissing, QueryError, RexSearchError
 from rex_search.results import SearchResult
+
+if TYPE_CHECKING:
+    from rex_search.pipelines.pipeline import SearchPipeline
 
 
 @cli.command()
@@ -168,6 +172,34 @@ def query(ctx: click.Context, text: str, index: str | None, size: int, page: int
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         click.echo(format_result(result, explain))
+
+
+def _pipeline_once_indexed(config: Config, state: dict[str, Any],
+                           poll_s: float = 3.0) -> SearchPipeline:
+    """The search pipeline; a cluster index that does not exist yet, or a cluster that does not
+    answer yet, is waited for, serving /v1/embed meanwhile: with ``?embed=cluster`` the cluster
+    builds the index by calling this service, so the service must run first (and a service
+    started beside its cluster must not exit before the cluster is up)."""
+    from rex_search.backends.connection import is_cluster_url
+    from rex_search.indexer.embed import Embedder
+    from rex_search.pipelines.pipeline import SearchPipeline
+
+    said = ""
+    while True:
+        try:
+            return SearchPipeline.from_config(config)
+        except BackendError as exc:
+            if not is_cluster_url(config.index.path):
+                raise
+            why = "it does not exist yet" if isinstance(exc, IndexMissing) else str(exc)
+            if "embedder" not in state:
+                state["embedder"] = Embedder(config.index.embedding_model)
+                state["waiting_for"] = redact(config.index.path)
+            if why != said:
+                click.echo(f"waiting for the index {redact(config.index.path)} ({why}); "
+                           "/v1/embed answers meanwhile", err=True)
+                said = why
+            time.sleep(poll_s)
 
 
 def format_result(result: SearchResult, explain: bool) -> str:
@@ -339,7 +371,6 @@ def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: 
         raise RexSearchError("serving needs: pip install 'rex-search[serve]'") from exc
     import threading
 
-    from rex_search.pipelines.pipeline import SearchPipeline
     from rex_search.service import Limits, create_app
     from rex_search.service.server import server_config
 
@@ -361,7 +392,7 @@ def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: 
 
     def load() -> None:
         try:
-            pipeline = SearchPipeline.from_config(config)
+            pipeline = _pipeline_once_indexed(config, app.state.rex)
             app.state.rex["pipeline"] = pipeline
             click.echo(f"ready: http://{host}:{port} (index {config.index.path}, "
                        f"{pipeline.backend.count()} products; reranker "

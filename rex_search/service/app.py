@@ -238,7 +238,12 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
         OpenSearch ingest pipeline's ``text_embedding`` processor and a ``neural`` query reach
         it through an ml-commons connector, and get the vectors `rex-search index` stores."""
         body = validated(EmbedRequest, await json_body(request))
-        embedder = ready().embedder
+        # Before its cluster index exists, `serve` embeds already (the cluster's ingest
+        # pipeline needs this endpoint to build that index).
+        embedder = state["pipeline"].embedder if state["pipeline"] is not None else \
+            state.get("embedder")
+        if embedder is None:
+            raise ApiError(503, "not_ready", "the embedder is still loading")
         encode = embedder.encode_queries if body.input_type == "search_query" else \
             embedder.encode
         vectors = await run_model(encode, body.texts)
@@ -252,7 +257,10 @@ def create_app(pipeline: SearchPipeline | None, limits: Limits | None = None,
     async def health(request: Request) -> JSONResponse:
         pipe = state["pipeline"]
         if pipe is None:
-            return JSONResponse({"status": "loading"}, status_code=503)
+            waiting = state.get("waiting_for")
+            return JSONResponse({"status": "waiting for the index", "index": waiting,
+                                 "embed": "ready"} if waiting else {"status": "loading"},
+                                status_code=503)
         try:  # off the event loop: a busy index must not stall every other request
             count = await asyncio.wait_for(asyncio.to_thread(pipe.backend.count), 2.0)
         except Exception as exc:  # noqa: BLE001 (health reports, never raises)

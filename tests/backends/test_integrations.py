@@ -120,22 +120,6 @@ def test_elasticsearch_urls_parse():
                                                          "shop")
 
 
-def test_compose_gives_opensearch_a_route_to_the_service():
-    import yaml
-
-    from tests.conftest import REPO
-
-    compose = yaml.safe_load((REPO / "docker" / "compose.yml").read_text())
-    service = compose["services"]["rex-search"]
-    assert (REPO / "docker" / service["build"]["dockerfile"].split("/")[-1]).exists()
-    assert service["depends_on"]["opensearch"]["condition"] == "service_healthy"
-    backend = next(e for e in service["environment"] if e.startswith("REX_BACKEND="))
-    assert "@opensearch:9200/" in backend  # the compose network name, not localhost
-    dockerfile = (REPO / "docker" / "Dockerfile").read_text()
-    assert '"--host", "0.0.0.0"' in dockerfile  # reachable from the opensearch container
-    assert "torch==2.13.0" in dockerfile
-
-
 def test_retry_delays_are_jittered_within_half_to_all_of_the_capped_backoff():
     import random
 

@@ -6,8 +6,12 @@ vectors and the neighbours equal the client-side path's."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 import uuid
 
+import httpx
 import numpy as np
 import pytest
 from opensearchpy import OpenSearch
@@ -27,6 +31,7 @@ from rex_search.integrations.opensearch_pipeline import (
 )
 from rex_search.pipelines.pipeline import SearchPipeline
 from tests.conftest import RULES_FIXTURE, cosine_reranker
+from tests.service_server import free_port
 
 pytestmark = pytest.mark.opensearch
 NAME = "rex-embed-test"
@@ -138,3 +143,49 @@ def test_the_cluster_embeds_documents_and_queries_as_rex_search_does(opensearch_
     for role in ("embed-document", "embed-query"):
         assert cluster.find_all("models", names(NAME, role)[1]) == []
     assert uninstall(client, embedding_service, NAME)["ingest_pipeline"] is None
+
+
+def test_serve_embeds_before_its_cluster_index_exists(opensearch_node, embedder):
+    """The cluster builds an ``embed=cluster`` index by calling the service, so `rex-search
+    serve` on a cluster index that does not exist yet answers /v1/embed at once, says on
+    /health what it waits for, and serves searches once the index appears."""
+    alias = f"later-{uuid.uuid4().hex[:8]}"
+    url = _url(opensearch_node, alias, embed=False)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "rex_search", "serve", "--index", url,
+                               "--port", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        health = _poll(base, lambda r: r.json().get("status") == "waiting for the index")
+        assert health.status_code == 503 and health.json()["index"] == url
+        answer = httpx.post(f"{base}/v1/embed", json={"texts": ["running shoes"],
+                                                      "input_type": "search_query"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        expected = embedder.encode_queries(["running shoes"])[0]
+        assert float(np.asarray(answer.json()["embeddings"][0]) @ expected) > 0.9999
+        assert httpx.post(f"{base}/search", json={"query": "shoes"}).status_code == 503
+        backend = OpenSearchBackend(parse_target(url), embedder.dim, embedder.model_id)
+        index_catalog(RULES_FIXTURE, backend, embedder)
+        backend.close()
+        _poll(base, lambda r: r.status_code == 200)
+        found = httpx.post(f"{base}/search", json={"query": "running shoes"}, timeout=30)
+        assert found.status_code == 200 and found.json()["hits"]
+    finally:
+        server.terminate()
+        server.wait(30)
+        OpenSearch(hosts=[opensearch_node.url]).indices.delete(index=f"{alias}-*")
+
+
+def _poll(base: str, done, timeout: float = 120.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = httpx.get(f"{base}/health", timeout=5)
+            if done(last):
+                return last
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"/health never got there: {last and last.text}")

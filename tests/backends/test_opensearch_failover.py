@@ -28,6 +28,18 @@ NAME = "rex-failover"
 QUERIES = ("running shoes", "cast iron skillet", "wireless earbuds", "laptop bag", "yoga mat")
 
 
+@pytest.fixture(scope="module", params=[
+    "processes", pytest.param("containers", marks=pytest.mark.slow)])
+def cluster(request):
+    """(a three-node cluster, the rex-search service its models call): node processes and an
+    in-process service, or docker/compose.yml's containers (the slow suite)."""
+    if request.param == "processes":
+        return (request.getfixturevalue("opensearch_cluster"),
+                request.getfixturevalue("embedding_service"))
+    compose = request.getfixturevalue("compose_cluster")
+    return compose, compose.service_url
+
+
 def _url(cluster, alias: str, options: str) -> str:
     return (f"opensearch://127.0.0.1:{cluster.nodes[0].port}/{alias}?knn_engine=lucene"
             f"&hosts={cluster.hosts()}&timeout=60&{options}")
@@ -49,9 +61,8 @@ def _whole(cluster) -> None:
             cluster.restart(i)
 
 
-def test_a_node_killed_mid_bulk_or_mid_query_loses_nothing(opensearch_cluster, embedding_service,
-                                                           small_catalog, embedder):
-    cluster = opensearch_cluster
+def test_a_node_killed_mid_bulk_or_mid_query_loses_nothing(cluster, small_catalog, embedder):
+    cluster, embedding_service = cluster
     _whole(cluster)
     client = OpenSearch(hosts=[n.url for n in cluster.nodes], timeout=60, max_retries=3,
                         retry_on_timeout=True)
@@ -136,11 +147,11 @@ def test_a_node_killed_mid_bulk_or_mid_query_loses_nothing(opensearch_cluster, e
     client.close()
 
 
-def test_a_lost_shard_is_reported_not_raised(opensearch_cluster, small_catalog, embedder):
+def test_a_lost_shard_is_reported_not_raised(cluster, small_catalog, embedder):
     """No replicas, one node gone: its shard's products are missing until it returns. The
     search answers with what the other shards hold, marked degraded with the reason, and
     `info` says the cluster is red and what that means."""
-    cluster = opensearch_cluster
+    cluster, _ = cluster
     _whole(cluster)
     alias = f"noreplica-{uuid.uuid4().hex[:8]}"
     backend = OpenSearchBackend(parse_target(_url(cluster, alias, "shards=3&replicas=0")),
@@ -149,10 +160,9 @@ def test_a_lost_shard_is_reported_not_raised(opensearch_cluster, small_catalog, 
     client = OpenSearch(hosts=[n.url for n in cluster.nodes if n.running()], timeout=60)
     pipeline = SearchPipeline(backend, embedder, cosine_reranker(backend, embedder))
     assert not pipeline.search("running shoes").degraded
-    names = [f"node-{i}" for i, n in enumerate(cluster.nodes) if n.running()]
     holders = _shard_nodes(client, backend.write_index)
-    victim = next(name for name in names if holders.get(name) and name != "node-0")
-    cluster.kill(int(victim.split("-")[1]))
+    cluster.kill(next(i for i, n in enumerate(cluster.nodes)
+                      if i and n.running() and holders.get(n.name)))
     deadline = time.monotonic() + 60
     while backend.health()["status"] != "red" and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -3,7 +3,8 @@
 Runs against $OPENSEARCH_URL / $ELASTICSEARCH_URL (rex-search URLs, e.g.
 ``opensearch+https://admin:PASS@localhost:9200/rex-test?verify_certs=false``) when set, else
 starts a container with testcontainers when a Docker daemon answers, else skips saying how to
-run it. Start a local cluster with ``docker compose -f docker/compose.yml up -d``.
+run it (where the engine holds the image: no registry may be reachable). Start a local
+cluster with ``make opensearch OPENSEARCH_MODE=containers`` (docker/compose.yml).
 """
 
 from __future__ import annotations
@@ -21,9 +22,26 @@ from tests.conftest import RULES_FIXTURE
 
 pytestmark = pytest.mark.opensearch
 
-HOW = ("set OPENSEARCH_URL (or ELASTICSEARCH_URL), e.g. after `docker compose -f "
-       "docker/compose.yml up -d`: OPENSEARCH_URL='opensearch+https://admin:Rex-Search-Local-1@"
-       "localhost:9200/rex-test?verify_certs=false' pytest -m opensearch")
+HOW = ("set OPENSEARCH_URL (or ELASTICSEARCH_URL), e.g. after `make opensearch "
+       "OPENSEARCH_MODE=containers`: OPENSEARCH_URL='opensearch://127.0.0.1:9200/rex-test?"
+       "knn_engine=lucene' pytest -m opensearch")
+IMAGES = {"opensearch": "opensearchproject/opensearch:2.19.0",
+          "elasticsearch": "elasticsearch:8.15.0"}
+
+
+@functools.cache
+def _image_present(image: str) -> bool:
+    """No registry may be reachable: only an image already on this engine can start."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        client.images.get(image)
+        return True
+    except Exception:  # noqa: BLE001 -- not found, or any engine error: not usable
+        return False
+    finally:
+        client.close()
 
 
 @functools.cache
@@ -48,11 +66,11 @@ def _container_url(engine: str):
     if engine == "opensearch":
         from testcontainers.opensearch import OpenSearchContainer
 
-        container = OpenSearchContainer("opensearchproject/opensearch:2.19.0")
+        container = OpenSearchContainer(IMAGES[engine])
     else:
         from testcontainers.elasticsearch import ElasticSearchContainer
 
-        container = ElasticSearchContainer("elasticsearch:8.15.0")
+        container = ElasticSearchContainer(IMAGES[engine])
     container.start()
     host, port = container.get_container_host_ip(), container.get_exposed_port(9200)
     return container, f"{engine}://{host}:{port}/rex-test"
@@ -66,6 +84,9 @@ def cluster_url(request):
     if not url:
         if not _docker_answers():
             pytest.skip(f"no {engine} cluster: {HOW}")
+        if not _image_present(IMAGES[engine]):
+            pytest.skip(f"no {engine} cluster: Docker answers but has no {IMAGES[engine]} "
+                        f"image and no registry may be reachable; {HOW}")
         container, url = _container_url(engine)
     base, _, query = url.partition("?")
     unique = f"{base.rsplit('/', 1)[0]}/rex-test-{uuid.uuid4().hex[:8]}" + \
