@@ -130,10 +130,11 @@ def _started(what: str, make):
 
 
 def _started_node(assembler, engine: str, heap: str):
-    from tests.opensearch_node import OpenSearchNode
+    from tests.opensearch_node import OpenSearchNode, knn_native_libs
 
+    libs = knn_native_libs() if engine == "opensearch" else None
     yield from _started(f"{engine} node", lambda run_dir: OpenSearchNode(
-        assembler(), run_dir, heap=heap, engine=engine))
+        assembler(), run_dir, heap=heap, engine=engine, knn_libs=libs))
 
 
 @pytest.fixture(scope="session")

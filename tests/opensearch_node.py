@@ -11,7 +11,8 @@ neural-search zips on Maven Central; see the note in README's OpenSearch section
 
 The k-NN zip on Maven Central has no native libraries: the faiss and nmslib engines cannot
 load (touching them kills the node with UnsatisfiedLinkError), so the node is used with
-``knn_engine=lucene``.
+``knn_engine=lucene``. Where tools/build_knn_native.sh has built k-NN's faiss JNI library from
+public source into its cache (`knn_native_libs`), nodes load it and the faiss engine works.
 
 Elasticsearch publishes one too (``org.elasticsearch.distribution.integ-test-zip``, served up to
 8.19.x): it runs, but carries no ``analysis-common`` module (no ``english`` analyzer) and Maven
@@ -75,6 +76,13 @@ UNPRIVILEGED_UID = 65534  # nobody
 
 class NodeError(RuntimeError):
     """The node could not be assembled or started; the message says why."""
+
+
+def knn_native_libs() -> Path | None:
+    """The folder of k-NN's JNI libraries tools/build_knn_native.sh built, if it did."""
+    folder = Path(os.environ.get("REX_KNN_NATIVE", Path.home() / ".cache" / "rex-search" /
+                                 f"knn-native-{PLUGIN_VERSION}"))
+    return folder if (folder / "libopensearchknn_faiss.so").exists() else None
 
 
 def java_home(engine: str = "opensearch") -> Path:
@@ -237,8 +245,11 @@ class OpenSearchNode:
     own config copy, data and logs under ``run_dir``."""
 
     def __init__(self, home: Path, run_dir: Path, port: int | None = None,
-                 heap: str = "1g", engine: str = "opensearch") -> None:
+                 heap: str = "1g", engine: str = "opensearch",
+                 knn_libs: Path | None = None) -> None:
         self.home, self.run_dir, self.engine = home, run_dir, engine
+        # k-NN's JNI libraries (`knn_native_libs`): with them the faiss engine works
+        self.knn_libs = knn_libs
         self.port = port or free_port()
         self.transport_port = free_port()
         self.heap = heap
@@ -268,6 +279,9 @@ class OpenSearchNode:
                          ("HeapDumpPath=data", f"HeapDumpPath={self.run_dir}/data")):
             options = options.replace(old, new)
         (config / "jvm.options").write_text(options)
+        if self.knn_libs is not None:  # a copy the node's user can read (the cache may be
+            # under root's home, which `nobody` cannot enter)
+            self.knn_libs = Path(shutil.copytree(self.knn_libs, self.run_dir / "knn-native"))
         if os.geteuid() == 0:
             for path in [self.run_dir, *self.run_dir.rglob("*")]:
                 os.chown(path, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
@@ -304,9 +318,15 @@ class OpenSearchNode:
             # ml-commons runs ONNX models through DJL, which would fetch libtorch from the
             # internet for its helper engine; ONNX Runtime alone is enough (and offline).
             djl = "-Dai.djl.offline=true -Dai.djl.onnx.disable_alternative=true"
+            if self.knn_libs is not None:  # the generic build: no AVX2/AVX-512 variants
+                djl += f" -Djava.library.path={self.knn_libs}"
+                settings.update({f"knn.faiss.{v}.disabled": "true"
+                                 for v in ("avx2", "avx512", "avx512_spr")})
             env = dict(os.environ, JAVA_HOME=java, OPENSEARCH_JAVA_OPTS=f"{heap} {djl}",
                        OPENSEARCH_PATH_CONF=str(self.run_dir / "config"))
         env["HOME"] = str(self.run_dir)
+        if self.knn_libs is not None:  # the faiss library links the util one by name
+            env["LD_LIBRARY_PATH"] = str(self.knn_libs)
         args = [str(self.home / "bin" / self.engine)]
         for key, value in settings.items():
             args += ["-E", f"{key}={value}"]

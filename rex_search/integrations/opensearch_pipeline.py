@@ -263,9 +263,22 @@ class MlCommons:
         raise BackendError(f"ml-commons task {task_id} did not finish in {attempts} s")
 
     def deploy(self, model_id: str) -> None:
-        response = self.call("deploy the model", "POST", f"/_plugins/_ml/models/{model_id}/_deploy")
-        if response.get("task_id"):
-            self.wait_task(response["task_id"])
+        """Deploy and wait; a deploy that a settling cluster fails on some node (its task ends
+        "Fetching master key timed out" there) is deployed again, up to ``settle_s``."""
+        deadline = time.monotonic() + self.settle_s
+        while True:
+            response = self.call("deploy the model", "POST",
+                                 f"/_plugins/_ml/models/{model_id}/_deploy")
+            if not response.get("task_id"):
+                return
+            try:
+                self.wait_task(response["task_id"])
+                return
+            except BackendError as exc:
+                if not _SETTLING.search(str(exc)) or time.monotonic() > deadline:
+                    raise
+                logger.warning("OpenSearch is settling (%s): deploying again", str(exc)[:120])
+                time.sleep(2.0)
 
     def undeploy(self, model_id: str, attempts: int = 60) -> None:
         """Undeploy, then wait until the model record no longer reads deployed (a model delete

@@ -145,7 +145,7 @@ def test_the_cluster_embeds_documents_and_queries_as_rex_search_does(opensearch_
     assert uninstall(client, embedding_service, NAME)["ingest_pipeline"] is None
 
 
-def test_serve_embeds_before_its_cluster_index_exists(opensearch_node, embedder):
+def test_serve_embeds_before_its_cluster_index_exists(opensearch_node, embedder, tmp_path):
     """The cluster builds an ``embed=cluster`` index by calling the service, so `rex-search
     serve` on a cluster index that does not exist yet answers /v1/embed at once, says on
     /health what it waits for, and serves searches once the index appears."""
@@ -153,11 +153,13 @@ def test_serve_embeds_before_its_cluster_index_exists(opensearch_node, embedder)
     url = _url(opensearch_node, alias, embed=False)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "rex_search", "serve", "--index", url,
-                               "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "rex_search", "serve", "--index",
+                                   url, "--port", str(port)], stdout=out,
+                                  stderr=subprocess.STDOUT)
     try:
-        health = _poll(base, lambda r: r.json().get("status") == "waiting for the index")
+        health = _poll(base, lambda r: r.json().get("status") == "waiting for the index", log)
         assert health.status_code == 503 and health.json()["index"] == url
         answer = httpx.post(f"{base}/v1/embed", json={"texts": ["running shoes"],
                                                       "input_type": "search_query"}, timeout=30)
@@ -168,7 +170,7 @@ def test_serve_embeds_before_its_cluster_index_exists(opensearch_node, embedder)
         backend = OpenSearchBackend(parse_target(url), embedder.dim, embedder.model_id)
         index_catalog(RULES_FIXTURE, backend, embedder)
         backend.close()
-        _poll(base, lambda r: r.status_code == 200)
+        _poll(base, lambda r: r.status_code == 200, log)
         found = httpx.post(f"{base}/search", json={"query": "running shoes"}, timeout=30)
         assert found.status_code == 200 and found.json()["hits"]
     finally:
@@ -177,7 +179,7 @@ def test_serve_embeds_before_its_cluster_index_exists(opensearch_node, embedder)
         OpenSearch(hosts=[opensearch_node.url]).indices.delete(index=f"{alias}-*")
 
 
-def _poll(base: str, done, timeout: float = 120.0) -> httpx.Response:
+def _poll(base: str, done, log, timeout: float = 120.0) -> httpx.Response:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -188,4 +190,5 @@ def _poll(base: str, done, timeout: float = 120.0) -> httpx.Response:
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"/health never got there: {last and last.text}")
+    raise AssertionError(f"/health never got there: {last and last.text}; serve said: "
+                         f"{log.read_text()[-1500:]}")
