@@ -30,8 +30,11 @@ from rex_search.backends.bulk import (
     streaming_bulk,
 )
 from rex_search.backends.cluster_bodies import (
+    EMBED_SUFFIX,
     bm25_body,
     filter_clauses,
+    ml_names,
+    ml_search_body,
     source_of,
     stock_field,
     text_mappings,
@@ -432,15 +435,19 @@ class ClusterBackend:
                                f"without an embedding: {str(answer)[:200]}") from None
 
     def _find_query_model(self) -> str | None:
-        """The deployed ``embed-query`` model of the pipeline whose ingest pipeline the index
-        embeds with (``NAME-embed`` -> NAME)."""
-        from rex_search.integrations.opensearch_pipeline import EMBED_SUFFIX, MlCommons, names
-
+        """The ``embed-query`` model of the pipeline whose ingest pipeline the index embeds
+        with (``NAME-embed`` -> NAME), found by the name install-pipeline gave it."""
         ingest = self.target.embed_pipeline or ""
         if not ingest.endswith(EMBED_SUFFIX):
             return None
-        model_name = names(ingest[:-len(EMBED_SUFFIX)], "embed-query")[1]
-        return MlCommons(self.client).find("models", model_name)
+        name = ml_names(ingest[:-len(EMBED_SUFFIX)], "embed-query")[1]
+        try:
+            found = self._read(lambda: self.client.transport.perform_request(
+                "POST", "/_plugins/_ml/models/_search", body=ml_search_body(name)))
+        except BackendError:  # no model index: nothing installed
+            return None
+        hits = found.get("hits", {}).get("hits", [])
+        return str(hits[0]["_id"]) if hits else None
 
     def _local_knn(self, vector: np.ndarray, k: int, filters: Filters | None) -> list[ScoredId]:
         """faiss-local: over-fetch from the local file, then let the cluster map ids to products

@@ -84,6 +84,23 @@ def knn_clause(vector: list[float], k: int, filters: Filters | None) -> dict[str
     return {"knn": {"embedding": knn}}
 
 
+# How `rex-search opensearch install-pipeline` names what it registers (rex_search.integrations
+# builds them; the cluster backend finds the query model by them).
+EMBED_SUFFIX = "-embed"  # the ingest pipeline of pipeline NAME is NAME-embed
+
+
+def ml_names(pipeline: str, role: str) -> tuple[str, str]:
+    """(connector name, model name) of one role of one pipeline."""
+    return f"rex-search {role} ({pipeline})", f"rex-search-{role}-{pipeline}"
+
+
+def ml_search_body(name: str) -> dict[str, Any]:
+    """An ml-commons ``_search`` for the connectors or models called ``name`` (not chunks)."""
+    return {"size": 100, "query": {"bool": {
+        "filter": [{"term": {"name.keyword": name}}],
+        "must_not": [{"exists": {"field": "chunk_number"}}]}}}
+
+
 def neural_clause(text: str, model_id: str, k: int, filters: Filters | None) -> dict[str, Any]:
     """A ``neural`` query on ``embedding``: the cluster embeds ``text`` with ``model_id`` (the
     query model `install-pipeline --embed` registers) and searches as `knn_clause` does."""

@@ -48,6 +48,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
+from rex_search.backends.cluster_bodies import EMBED_SUFFIX, ml_names, ml_search_body
 from rex_search.errors import BackendError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ _LEGACY_ROLE = "reranker"  # the rerank-only connector of rex-search before 0.8
 
 def names(pipeline: str, role: str) -> tuple[str, str]:
     """(connector name, model name) of one role of one pipeline: how a re-install finds them."""
-    return f"rex-search {role} ({pipeline})", f"rex-search-{role}-{pipeline}"
+    return ml_names(pipeline, role)
 
 
 def connector_body(role: str, service_url: str, pipeline: str,
@@ -119,9 +120,6 @@ def connector_body(role: str, service_url: str, pipeline: str,
     else:  # ml-commons requires a credential object; there is no secret to keep
         body["credential"] = {"note": "rex-search serve runs without an API key"}
     return body
-
-
-EMBED_SUFFIX = "-embed"
 
 
 def ingest_pipeline_name(pipeline: str) -> str:
@@ -223,12 +221,9 @@ class MlCommons:
 
     def find_all(self, kind: str, name: str) -> list[str]:
         """The ids of every connector or model called ``name`` (models: not a chunk)."""
-        body = {"size": 100, "query": {"bool": {
-            "filter": [{"term": {"name.keyword": name}}],
-            "must_not": [{"exists": {"field": "chunk_number"}}]}}}
         try:
             found = self.client.transport.perform_request(
-                "POST", f"/_plugins/_ml/{kind}/_search", body=body)
+                "POST", f"/_plugins/_ml/{kind}/_search", body=ml_search_body(name))
         except Exception:  # noqa: BLE001 -- the index does not exist before the first install
             return []
         return [str(hit["_id"]) for hit in found.get("hits", {}).get("hits", [])]
