@@ -48,7 +48,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-from rex_search.backends.cluster_bodies import EMBED_SUFFIX, ml_names, ml_search_body
+from rex_search.backends.cluster_bodies import EMBED_SUFFIX, ml_search_body
+from rex_search.backends.cluster_bodies import ml_names as names  # how a re-install finds them
 from rex_search.errors import BackendError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -99,11 +100,6 @@ ROLES = ("understand", "rank")
 # The embedding roles (with ``embed``) and the Cohere input_type each sends.
 EMBED_ROLES = {"embed-document": "search_document", "embed-query": "search_query"}
 _LEGACY_ROLE = "reranker"  # the rerank-only connector of rex-search before 0.8
-
-
-def names(pipeline: str, role: str) -> tuple[str, str]:
-    """(connector name, model name) of one role of one pipeline: how a re-install finds them."""
-    return ml_names(pipeline, role)
 
 
 def connector_body(role: str, service_url: str, pipeline: str,
