@@ -97,6 +97,9 @@ def train_data_synth(catalog: Path, out: Path, queries: int, seed: int, real_pai
                                       "relevance_variance column where present")
 @click.option("--layers", default=None, callback=lambda _c, _p, v: parse_layers(v),
               help="keep the first N encoder layers (6), or the listed ones (0,2,4,6,8,10)")
+@click.option("--split-layers", type=click.IntRange(1), default=None,
+              help="a split cross-encoder: the first N layers run on query and product apart, "
+                   "so a product's are computed once, not once per query")
 @click.option("--epochs", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--max-tokens", type=click.IntRange(16, 512), default=128, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
@@ -111,7 +114,7 @@ def train_data_synth(catalog: Path, out: Path, queries: int, seed: int, real_pai
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_command(data_files: tuple[Path, ...], out: Path, base: str, init: Path | None,
                   loss: str, pooling: str, width: str, layers: int | tuple[int, ...] | None,
-                  epochs: int,
+                  split_layers: int | None, epochs: int,
                   max_tokens: int, batch_size: int, backbone_lr: float, head_lr: float,
                   mse_weight: float, validation: float, seed: int) -> None:
     """Train a cross-encoder with the RexReranker recipe; the best epoch is saved to OUT."""
@@ -123,7 +126,7 @@ def train_command(data_files: tuple[Path, ...], out: Path, base: str, init: Path
                          pooling=pooling, width=width, layers=layers,  # type: ignore
                          epochs=epochs, max_tokens=max_tokens, batch_size=batch_size,
                          backbone_lr=backbone_lr, head_lr=head_lr, mse_weight=mse_weight,
-                         seed=seed)
+                         seed=seed, split_layers=split_layers)
     train_set, held_out = split_queries(queries, validation, seed)
     click.echo(f"training on {len(train_set)} queries, validating on {len(held_out)}")
     with progress_bar(None, "training", "steps") as step:

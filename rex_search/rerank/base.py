@@ -44,9 +44,9 @@ def load_reranker(name: str, embedder: Encoder | None = None, max_tokens: int = 
     (e.g. ``thebajajra/RexReranker-mini``).
 
     ``runtime``: ``torch``, ``onnx`` (``model.onnx``), ``onnx-int8`` (``model.int8.onnx``), or
-    ``auto``: ONNX when the directory holds an exported model (fp32 first, else int8), else
-    PyTorch. A causal-LM directory (RexReranker-0.6B, Qwen3-Reranker) is scored as a yes/no
-    decoder on PyTorch.
+    ``auto``: ONNX when the directory holds an exported model (a split model's two int8
+    graphs, else fp32 first, else int8), else PyTorch. A causal-LM directory
+    (RexReranker-0.6B, Qwen3-Reranker) is scored as a yes/no decoder on PyTorch.
     """
     if name == EMBEDDING_COSINE:
         if embedder is None:
@@ -63,6 +63,10 @@ def load_reranker(name: str, embedder: Encoder | None = None, max_tokens: int = 
     path = Path(resolve_model(name))
     if name == BUNDLED_RERANKER:  # only the verified file, whatever else lies beside it
         runtime = "onnx-int8"
+    from rex_search.rerank.split_scorer import SplitOnnxCrossEncoder, is_split_model
+
+    if is_split_model(path) and runtime in ("auto", "onnx-int8"):
+        return SplitOnnxCrossEncoder(name)
     exported = (path / "model.onnx").exists() or (path / "model.int8.onnx").exists()
     if runtime == "torch" or (runtime == "auto" and not exported):
         _require_torch(name)

@@ -107,6 +107,7 @@ class _PairScorer:
         except (OSError, ValueError) as exc:
             raise load_error(model, exc) from exc
         check_tokenizer(model, self._tokenizer, config)
+        self._config = config
         if labels not in (1, 11):
             raise ModelError(
                 f"{model!r} has {labels} output labels; a reranker needs 1 (single-logit) or "

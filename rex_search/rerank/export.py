@@ -65,20 +65,34 @@ def export_onnx(model: str, out: str | Path, quantize: bool = False, opset: int 
     if result.returncode != 0:
         raise ModelError(f"ONNX export of {model!r} failed: {result.stderr.strip()[-2000:]}")
     if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        exclude: list[str] = []
-        if fp32_nodes:
-            import onnx
-
-            graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
-            exclude = [n.name for n in graph.node if any(p in n.name for p in fp32_nodes)]
-            if not exclude:
-                raise ModelError(f"no graph node name contains any of {list(fp32_nodes)}")
-        quantize_dynamic(str(out / "model.onnx"), str(out / "model.int8.onnx"),
-                         per_channel=True, weight_type=QuantType.QInt8, reduce_range=True,
-                         nodes_to_exclude=exclude)
+        for graph in _graphs(out):
+            _quantize(graph, fp32_nodes)
     return out
+
+
+SPLIT_GRAPHS = ("prefix", "suffix")
+
+
+def _graphs(out: Path) -> list[Path]:
+    """The fp32 graphs an export wrote: ``model.onnx``, or a split model's two."""
+    split = [out / f"{name}.onnx" for name in SPLIT_GRAPHS]
+    return split if split[0].exists() else [out / "model.onnx"]
+
+
+def _quantize(graph: Path, fp32_nodes: tuple[str, ...]) -> None:
+    """``graph`` -> ``*.int8.onnx`` beside it (see `export_onnx` for the settings)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    exclude: list[str] = []
+    if fp32_nodes:
+        import onnx
+
+        nodes = onnx.load(str(graph), load_external_data=False).graph.node
+        exclude = [n.name for n in nodes if any(p in n.name for p in fp32_nodes)]
+        if not exclude:
+            raise ModelError(f"no graph node name contains any of {list(fp32_nodes)}")
+    quantize_dynamic(str(graph), str(graph.with_suffix(".int8.onnx")), per_channel=True,
+                     weight_type=QuantType.QInt8, reduce_range=True, nodes_to_exclude=exclude)
 
 
 def check_agreement(model: str, out: str | Path, queries_and_texts: list[tuple[str, str]],
@@ -128,6 +142,11 @@ def _export_in_this_process(source: str, out: str, opset: int) -> None:
         model = AutoModelForSequenceClassification.from_pretrained(
             source, attn_implementation="eager").eval()
     tokenizer = AutoTokenizer.from_pretrained(source)
+    if getattr(model.config, "rex_split_layers", None):
+        _export_split(model, out, opset)
+        tokenizer.save_pretrained(out)
+        model.config.save_pretrained(out)
+        return
     sample = tokenizer(["Query: a", "Query: running shoes"], ["Title: b", "Title: c d e f"],
                        padding=True, return_tensors="pt")
     # ONNX input names bind to forward()'s arguments by position: list them in that order.
@@ -144,6 +163,48 @@ def _export_in_this_process(source: str, out: str, opset: int) -> None:
     for extra in ("LICENSE", "NOTICE", "README.md"):
         if (Path(source) / extra).exists():
             shutil.copy(Path(source) / extra, Path(out) / extra)
+
+
+def _export_split(model, out: str, opset: int) -> None:
+    """A split cross-encoder as two graphs: ``prefix.onnx`` (embeddings and the layers that
+    run on one segment; input position_ids) -> hidden states, and ``suffix.onnx`` (query and
+    product states joined -> the remaining layers -> logits)."""
+    import torch
+
+    class Prefix(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids, position_ids):
+            return self.model.split_forward(input_ids, attention_mask, token_type_ids,
+                                            position_ids, last=self.model.split_layers)
+
+    class Suffix(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, hidden, attention_mask):
+            states = self.model.split_forward(None, attention_mask, None, None,
+                                              first=self.model.split_layers, hidden=hidden)
+            return self.model.pool_and_score(states, attention_mask)
+
+    ids = torch.tensor([[101, 2000, 2001, 102], [101, 2002, 102, 0]])
+    mask = (ids > 0).long()
+    seq = {0: "batch", 1: "sequence"}
+    with torch.inference_mode():
+        prefix_inputs = (ids, mask, torch.zeros_like(ids), torch.arange(4).expand(2, 4))
+        names = ["input_ids", "attention_mask", "token_type_ids", "position_ids"]
+        torch.onnx.export(Prefix(), prefix_inputs, f"{out}/prefix.onnx", input_names=names,
+                          output_names=["hidden"], opset_version=opset, dynamo=False,
+                          dynamic_axes={**{n: seq for n in names}, "hidden": seq})
+        hidden = Prefix()(*prefix_inputs)
+        torch.onnx.export(Suffix(), (hidden, mask), f"{out}/suffix.onnx",
+                          input_names=["hidden", "attention_mask"], output_names=["logits"],
+                          opset_version=opset, dynamo=False,
+                          dynamic_axes={"hidden": seq, "attention_mask": seq,
+                                        "logits": {0: "batch"}})
 
 
 if __name__ == "__main__":

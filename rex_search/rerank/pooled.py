@@ -45,10 +45,51 @@ class PooledCrossEncoder(torch.nn.Module):
     def config(self):
         return self.encoder.config
 
+    @property
+    def split_layers(self) -> int:
+        """Layers that run on query and product apart (0: an ordinary cross-encoder); see
+        `rex_search.rerank.split_inputs`."""
+        return int(getattr(self.config, "rex_split_layers", 0) or 0)
+
+    def make_split(self, layers: int, query_tokens: int, product_tokens: int) -> None:
+        """Turn this model into a split cross-encoder (before training it as one)."""
+        if not 0 < layers < len(self.encoder.encoder.layer):
+            raise ValueError(f"split layers must be 1..{len(self.encoder.encoder.layer) - 1}")
+        self.config.rex_split_layers = layers
+        self.config.rex_query_tokens, self.config.rex_product_tokens = query_tokens, product_tokens
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+                token_type_ids: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if self.split_layers:
+            hidden = self.split_forward(input_ids, attention_mask, token_type_ids, position_ids)
+        else:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+        return self.pool_and_score(hidden, attention_mask)
+
+    def split_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      token_type_ids: torch.Tensor, position_ids: torch.Tensor,
+                      first: int = 0, last: int | None = None,
+                      hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """Layers ``first``..``last``: below ``split_layers`` a token attends to its own
+        segment only (token type), from there on to every real token."""
+        if hidden is None:
+            hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids,
+                                             position_ids=position_ids)
+        keys = attention_mask[:, None, None, :].bool()
+        layers = self.encoder.encoder.layer
+        last = len(layers) if last is None else last
+        full = _additive(keys, hidden.dtype)
+        apart = full if first >= self.split_layers else _additive(
+            keys & (token_type_ids[:, None, :, None] == token_type_ids[:, None, None, :]),
+            hidden.dtype)
+        for i in range(first, last):
+            out = layers[i](hidden, attention_mask=apart if i < self.split_layers else full)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return hidden
+
+    def pool_and_score(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:  # mean over real tokens: padding must not dilute the average
@@ -87,6 +128,11 @@ class PooledCrossEncoder(torch.nn.Module):
         self.encoder.save_pretrained(str(out))
         save_file({k: v.contiguous() for k, v in self.head.state_dict().items()},
                   str(Path(out) / "head.safetensors"))
+
+
+def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """An attention mask to add to the scores: 0 where allowed, the dtype's minimum elsewhere."""
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
 def _keep_layers(encoder: torch.nn.Module, layers: int | tuple[int, ...] | None,

@@ -52,6 +52,11 @@ class TrainConfig:
     freeze_fraction: float = 0.1
     mse_weight: float = 0.0
     seed: int = 0
+    # a split cross-encoder: the first N layers run on query and product apart (the product's
+    # computed once per product), each segment cut to its own budget (rerank/split_inputs.py)
+    split_layers: int | None = None
+    query_tokens: int = 20
+    product_tokens: int = 54
 
 
 def split_queries(queries: list[QueryJudgments], validation: float,
@@ -75,10 +80,37 @@ def build_model(config: TrainConfig):
         if model.config.num_labels != labels:
             raise ValueError(f"{config.init} has {model.config.num_labels} outputs; loss "
                              f"{config.loss!r} needs {labels}")
-        return model, AutoTokenizer.from_pretrained(config.init)
-    path = resolve_model(config.base)
-    model = PooledCrossEncoder.from_base(path, labels, config.pooling, config.layers)
-    return model, AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(config.init)
+    else:
+        path = resolve_model(config.base)
+        model = PooledCrossEncoder.from_base(path, labels, config.pooling, config.layers)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    if config.split_layers:
+        model.make_split(config.split_layers, config.query_tokens, config.product_tokens)
+    return model, tokenizer
+
+
+def encode_pairs(model, tokenizer, queries: list[str], texts: list[str], max_tokens: int):
+    """Padded model inputs for (query, product text) pairs: the pair format of an ordinary
+    cross-encoder, or a split model's two segments (`rex_search.rerank.split_inputs`)."""
+    import torch
+
+    from rex_search.rerank.split_inputs import (
+        SplitShape,
+        joined_batch,
+        plain_tokenizer,
+        product_ids,
+        query_ids,
+    )
+
+    shape = SplitShape.of(model.config)
+    if shape is None:
+        return tokenizer([query_text(q) for q in queries], texts, truncation="only_second",
+                         max_length=max_tokens, padding=True, return_tensors="pt")
+    plain = plain_tokenizer(tokenizer)
+    batch = joined_batch([query_ids(plain, q, shape) for q in queries],
+                         product_ids(plain, texts, shape), shape)
+    return {name: torch.from_numpy(values) for name, values in batch.items()}
 
 
 def file_hashes(files: Sequence[Path]) -> dict[str, str]:
@@ -185,9 +217,8 @@ def _train_epoch(model, tokenizer, optimizer, schedule: _Schedule, pairs: list[t
     started, running = time.perf_counter(), 0.0
     for start in range(0, len(order), config.batch_size):
         batch = [pairs[i] for i in order[start:start + config.batch_size]]
-        encoded = tokenizer([query_text(p[0]) for p in batch], [p[1] for p in batch],
-                            truncation="only_second", max_length=config.max_tokens,
-                            padding=True, return_tensors="pt")
+        encoded = encode_pairs(model, tokenizer, [p[0] for p in batch], [p[1] for p in batch],
+                               config.max_tokens)
         y = torch.tensor([p[2] for p in batch], dtype=torch.float32)
         variance = (torch.tensor([p[3] for p in batch], dtype=torch.float32)
                     if config.width == "data" else None)
@@ -232,10 +263,8 @@ class InMemoryScorer:
         with torch.inference_mode():
             for start in range(0, len(products), 64):
                 chunk = products[start:start + 64]
-                enc = self.tokenizer([query_text(query)] * len(chunk),
-                                     [product_text(p) for p in chunk], truncation="only_second",
-                                     max_length=self.config.max_tokens, padding=True,
-                                     return_tensors="pt")
+                enc = encode_pairs(self.model, self.tokenizer, [query] * len(chunk),
+                                   [product_text(p) for p in chunk], self.config.max_tokens)
                 out += scores_from_logits(self.model(**enc).float().numpy()).tolist()
         return out
 
