@@ -17,7 +17,10 @@ Rows:
   top k, the rest below in fused order); window 50 is the default since #23;
 - tokens n: the product text cut to n tokens per pair;
 - budget_ms 100: today's deadline path (scores best-first in small batches while it lasts);
-- student: a smaller model (``--student DIR``), with and without a window.
+- student: a smaller model (``--student DIR``), with and without a window;
+- split: a split cross-encoder (``--split DIR``, `rex_search/rerank/split_scorer.py`) with
+  its product states prepared before the queries (what a warmed service runs) and computed
+  during each query (a product never seen before), at window 50 and 100.
 Numbers are this run's on this machine; nothing is asserted.
 """
 
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_pipeline import pct, table  # noqa: E402
 from rex_search.backends.embedded import EmbeddedBackend  # noqa: E402
+from rex_search.catalog.prompt import product_text  # noqa: E402
 from rex_search.catalog.reader import read_catalog  # noqa: E402
 from rex_search.catalog.schema import embedding_text  # noqa: E402
 from rex_search.config import RerankConfig  # noqa: E402
@@ -59,6 +63,7 @@ class Row:
     window: int = 100
     max_tokens: int = 256
     budget_ms: float | None = None
+    prepared: bool | None = None  # split models: product states ahead of queries, or never kept
     stages: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     ndcg10: float = 0.0
     ndcg5: float = 0.0
@@ -69,12 +74,15 @@ def _mean(values: list[float | None]) -> float:
     return sum(kept) / len(kept) if kept else 0.0
 
 
-def build_index(folder: Path, embedder: Embedder, limit: int | None,
-                titles_only: bool = False) -> EmbeddedBackend:
+def catalog_products(limit: int | None, titles_only: bool = False) -> list:
     products = [p for b in read_catalog(DATA / "catalog.parquet") for p in b.products][:limit]
     if titles_only:  # another retailer's thin feed: the title and nothing else
         products = [replace(p, description="", features=(), details={}, categories=(),
                             main_category=None) for p in products]
+    return products
+
+
+def build_index(folder: Path, embedder: Embedder, products: list) -> EmbeddedBackend:
     vectors = embedder.encode([embedding_text(p) for p in products])
     backend = EmbeddedBackend(folder, dim=embedder.dim, model_id=embedder.model_id)
     for i in range(0, len(products), 512):
@@ -84,10 +92,20 @@ def build_index(folder: Path, embedder: Embedder, limit: int | None,
 
 
 def run_row(row: Row, backend, embedder: Embedder, queries: list[QueryJudgments],
-            repeats: int) -> None:
+            repeats: int, products: list) -> None:
     reranker = load_reranker(row.model, embedder, max_tokens=row.max_tokens,
                              stored_vectors=backend.vectors)
     reranker.cache = None  # type: ignore[attr-defined]  # every repetition scores again
+    if row.prepared:
+        started = time.perf_counter()
+        texts = [product_text(p) for p in products]
+        reranker.prepare(texts)  # type: ignore[attr-defined]
+        seconds = time.perf_counter() - started
+        print(f"{row.label}: product states of {len(texts)} products prepared in "
+              f"{seconds:.1f} s ({len(texts) / seconds:.0f} products/s), "
+              f"{reranker.products.nbytes / 2**20:.0f} MB kept")  # type: ignore[attr-defined]
+    elif row.prepared is False:
+        reranker.products.max_entries = 0  # type: ignore[attr-defined]  # every query computes them
     pipeline = SearchPipeline(backend, embedder, reranker, cache_size=0,
                               rerank=RerankConfig(window=row.window))
     pipeline.search(queries[0].query)  # warm-up
@@ -147,6 +165,7 @@ def _order(scores: list[float]) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--student", help="a smaller reranker's directory to compare")
+    parser.add_argument("--split", help="a split cross-encoder's directory to compare")
     parser.add_argument("--index", type=Path, help="an existing sample index (default: build)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--titles-only", action="store_true",
@@ -159,9 +178,9 @@ def main() -> None:
     queries = read_judgments(DATA / "dev" / "eress.parquet")[: 3 if args.smoke else None]
     embedder = Embedder()
     with tempfile.TemporaryDirectory() as work:
+        products = catalog_products(300 if args.smoke else None, args.titles_only)
         backend = EmbeddedBackend(args.index) if args.index else \
-            build_index(Path(work) / "sample", embedder, 300 if args.smoke else None,
-                        args.titles_only)
+            build_index(Path(work) / "sample", embedder, products)
         full = BUNDLED_RERANKER
         rows = [Row("full, window 100", full), Row("window 50 (default)", full, window=50),
                 Row("window 30", full, window=30), Row("window 20", full, window=20),
@@ -170,13 +189,19 @@ def main() -> None:
         if args.student:
             rows += [Row("student", args.student), Row("student, window 50", args.student,
                                                        window=50)]
+        if args.split:
+            rows += [Row("split, window 50, states prepared", args.split, window=50,
+                         prepared=True),
+                     Row("split, window 50, states per query", args.split, window=50,
+                         prepared=False),
+                     Row("split, window 100, states prepared", args.split, prepared=True)]
         if args.rows:
             wanted = args.rows.split(",")
             rows = [rows[0], *[r for r in rows[1:] if r.label in wanted]]
         for size in (int(w) for w in (args.windows or "").split(",") if w):
             rows.append(Row(f"window {size}", full, window=size))
         for row in rows:
-            run_row(row, backend, embedder, queries, 1 if args.smoke else args.repeats)
+            run_row(row, backend, embedder, queries, 1 if args.smoke else args.repeats, products)
         base10, base5 = fused_order(backend, embedder, queries)
         reference = rows[0]
         ref_ms = pct(reference.stages["rerank"], 50)

@@ -50,3 +50,8 @@ class LruCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def values(self) -> list[V]:
+        """A snapshot of the kept values (no hit counted, no order changed)."""
+        with self._lock:
+            return list(self._entries.values())

@@ -173,7 +173,8 @@ def export_onnx_command(model: str, out: Path, quantize: bool, check_file: Path 
     results = check_agreement(model, out, check, min_spearman)
     for a in results:
         verdict = "kept" if a.accepted else f"REFUSED (below {min_spearman}), file removed"
-        size = f"{(out / a.file).stat().st_size / 1e6:.1f} MB" if a.accepted else "-"
+        size = (f"{sum((out / f).stat().st_size for f in a.file.split('+')) / 1e6:.1f} MB"
+                if a.accepted else "-")
         click.echo(f"{a.variant:5} {a.file:16} {size:>8}  Spearman {a.spearman:.4f}  max |diff| "
                    f"{a.max_abs_diff:.2e} on {a.pairs} pairs: {verdict}")
     if not any(a.accepted for a in results):

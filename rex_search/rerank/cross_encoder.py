@@ -32,6 +32,7 @@ from rex_search.errors import ModelError
 from rex_search.model_files import check_tokenizer, load_error, resolve_model
 from rex_search.onnx_session import default_threads, open_session
 from rex_search.rerank.cache import ScoreCache
+from rex_search.rerank.split_inputs import SplitShape, plain_tokenizer, split_pairs
 
 BIN_CENTRES = np.linspace(0.0, 1.0, 11)
 
@@ -219,6 +220,16 @@ class CrossEncoderReranker(_PairScorer):
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
+        self._split = SplitShape.of(self._config)
+        if self._split is not None:
+            self._plain = plain_tokenizer(str(Path(self._path) / "tokenizer.json"))
+
+    def _score_uncached(self, query: str, texts: list[str]) -> list[float]:
+        if self._split is None:
+            return super()._score_uncached(query, texts)
+        # a split model's own input layout (rerank/split_inputs.py), in one padded batch
+        batch = split_pairs(self._plain, [query] * len(texts), texts, self._split)
+        return [float(s) for s in scores_from_logits(self._logits(batch))]
 
     def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         with self._torch.inference_mode():

@@ -99,20 +99,29 @@ def check_agreement(model: str, out: str | Path, queries_and_texts: list[tuple[s
                     min_spearman: float = 0.99) -> list[Agreement]:
     """Score the check pairs with PyTorch fp32 and each exported variant; refuse laggards."""
     from rex_search.rerank.cross_encoder import CrossEncoderReranker, OnnxCrossEncoder
+    from rex_search.rerank.split_scorer import PREFIX_FILE, SUFFIX_FILE, SplitOnnxCrossEncoder
 
     out = Path(out)
     reference = _scores(CrossEncoderReranker(model, cache_entries=0), queries_and_texts)
+
+    def scorer(files: list[str]):
+        if len(files) == 2:
+            return SplitOnnxCrossEncoder(str(out), cache_entries=0)
+        return OnnxCrossEncoder(str(out), file=files[0], cache_entries=0)
+
+    # a split model runs as its two int8 graphs only
+    candidates = ([[PREFIX_FILE, SUFFIX_FILE]] if (out / PREFIX_FILE).exists() else
+                  [[f] for f in ("model.onnx", "model.int8.onnx") if (out / f).exists()])
     results = []
-    for file in ("model.onnx", "model.int8.onnx"):
-        if not (out / file).exists():
-            continue
-        scores = _scores(OnnxCrossEncoder(str(out), file=file, cache_entries=0),
-                         queries_and_texts)
+    for files in candidates:
+        scores = _scores(scorer(files), queries_and_texts)
         rho = spearman(reference, scores)
-        agreement = Agreement("int8" if "int8" in file else "fp32", file, len(scores), rho,
-                              float(np.max(np.abs(reference - scores))), rho >= min_spearman)
+        agreement = Agreement("int8" if "int8" in files[0] else "fp32", "+".join(files),
+                              len(scores), rho, float(np.max(np.abs(reference - scores))),
+                              rho >= min_spearman)
         if not agreement.accepted:
-            (out / file).unlink()
+            for file in files:
+                (out / file).unlink()
         results.append(agreement)
     (out / "agreement.json").write_text(json.dumps(
         {"min_spearman": min_spearman, "variants": [asdict(a) for a in results]}, indent=2))

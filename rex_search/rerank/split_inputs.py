@@ -96,3 +96,10 @@ def joined_batch(queries: list[list[int]], products: list[list[int]],
         out["position_ids"][row, :len(q)] = np.arange(len(q))
         out["position_ids"][row, len(q):n] = np.arange(len(p)) + shape.query_tokens
     return out
+
+
+def split_pairs(tokenizer: Any, queries: list[str], texts: list[str],
+                shape: SplitShape) -> dict[str, np.ndarray]:
+    """(query, product text) pairs in a split model's layout, as one padded batch."""
+    return joined_batch([query_ids(tokenizer, q, shape) for q in queries],
+                        product_ids(tokenizer, texts, shape), shape)

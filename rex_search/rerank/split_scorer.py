@@ -49,6 +49,11 @@ class ProductStates(LruCache[str, np.ndarray]):
     def key(text: str) -> str:
         return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the kept states take."""
+        return sum(states.nbytes for states in self.values())
+
 
 class SplitOnnxCrossEncoder(_PairScorer):
     """Scores (query, product text) pairs with ``prefix.int8.onnx`` and ``suffix.int8.onnx``."""
@@ -68,7 +73,7 @@ class SplitOnnxCrossEncoder(_PairScorer):
         self._prefix = open_session(path / PREFIX_FILE, threads=1)
         self._suffix = open_session(path / SUFFIX_FILE, threads=1)
         self._workers = ThreadPoolExecutor(threads or default_threads(),
-                                        thread_name_prefix="rex-rerank")
+                                           thread_name_prefix="rex-rerank")
         self.products = ProductStates(product_entries)
         self._query_states: LruCache[str, np.ndarray] = LruCache(1_000)
         self._count_lock = threading.Lock()

@@ -11,6 +11,7 @@ with a model card. The model is a :class:`PooledCrossEncoder` (mean pooling by d
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -90,26 +91,26 @@ def build_model(config: TrainConfig):
     return model, tokenizer
 
 
+@functools.cache
+def _plain(tokenizer):
+    """The training tokenizer's plain copy, made once (`split_inputs.plain_tokenizer`)."""
+    from rex_search.rerank.split_inputs import plain_tokenizer
+
+    return plain_tokenizer(tokenizer)
+
+
 def encode_pairs(model, tokenizer, queries: list[str], texts: list[str], max_tokens: int):
     """Padded model inputs for (query, product text) pairs: the pair format of an ordinary
     cross-encoder, or a split model's two segments (`rex_search.rerank.split_inputs`)."""
     import torch
 
-    from rex_search.rerank.split_inputs import (
-        SplitShape,
-        joined_batch,
-        plain_tokenizer,
-        product_ids,
-        query_ids,
-    )
+    from rex_search.rerank.split_inputs import SplitShape, split_pairs
 
     shape = SplitShape.of(model.config)
     if shape is None:
         return tokenizer([query_text(q) for q in queries], texts, truncation="only_second",
                          max_length=max_tokens, padding=True, return_tensors="pt")
-    plain = plain_tokenizer(tokenizer)
-    batch = joined_batch([query_ids(plain, q, shape) for q in queries],
-                         product_ids(plain, texts, shape), shape)
+    batch = split_pairs(_plain(tokenizer), queries, texts, shape)
     return {name: torch.from_numpy(values) for name, values in batch.items()}
 
 

@@ -98,7 +98,7 @@ def test_the_exported_split_model_scores_like_pytorch_and_never_by_batch_or_cach
     from transformers import AutoTokenizer
 
     from rex_search.rerank.base import load_reranker
-    from rex_search.rerank.cross_encoder import scores_from_logits
+    from rex_search.rerank.cross_encoder import CrossEncoderReranker, scores_from_logits
     from rex_search.rerank.pooled import PooledCrossEncoder
     from rex_search.rerank.split_scorer import SplitOnnxCrossEncoder
     from rex_search.train.recipe import encode_pairs
@@ -114,6 +114,8 @@ def test_the_exported_split_model_scores_like_pytorch_and_never_by_batch_or_cach
     with torch.inference_mode():
         logits = model(**encode_pairs(model, tokenizer, ["running shoes"] * 4, TEXTS, 64))
     reference = scores_from_logits(logits.numpy())
+    torch_scorer = CrossEncoderReranker(str(model_dir), cache_entries=0)
+    assert np.allclose(torch_scorer.score_texts("running shoes", TEXTS), reference, atol=1e-5)
     cold = np.array(scorer.score_texts("running shoes", TEXTS))
     assert np.max(np.abs(cold - reference)) < 0.02  # int8 against fp32
     assert scorer.products.misses == 4 and len(scorer.products) == 4
@@ -135,3 +137,12 @@ def test_a_split_needs_layers_on_both_sides():
     for bad in (0, 2):
         with pytest.raises(ValueError, match="split layers must be 1..1"):
             model.make_split(bad, 8, 24)
+
+
+def test_the_export_check_scores_the_split_graphs_against_pytorch(split_model: tuple[Path, Path]):
+    from rex_search.rerank.export import check_agreement
+
+    pairs = [("running shoes", t) for t in TEXTS] + [("skillet", t) for t in TEXTS]
+    (result,) = check_agreement(str(split_model[0]), split_model[1], pairs, min_spearman=0.9)
+    assert result.file == "prefix.int8.onnx+suffix.int8.onnx" and result.pairs == 8
+    assert result.accepted and result.spearman > 0.9
