@@ -121,6 +121,10 @@ class Backend(Protocol):
     def get(self, ids: Sequence[str]) -> dict[str, IndexedProduct]:
         """Stored products by id; unknown ids are absent from the result."""
 
+    def products(self, limit: int) -> list[Product]:
+        """Up to ``limit`` stored products, in no promised order: what a service warms its
+        per-product caches with (a split reranker's product states)."""
+
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored embedding vectors by id."""
 

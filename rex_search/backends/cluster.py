@@ -358,6 +358,13 @@ class ClusterBackend:
                                          d["_source"].get("quantity"))
                 for d in docs if d.get("found")}
 
+    def products(self, limit: int) -> list[Product]:
+        # one page: a search's window (index.max_result_window) is 10,000 by default
+        body = {"size": max(0, min(limit, 10_000)), "query": {"match_all": {}},
+                "_source": ["product"]}
+        hits = self._search_alias(body)["hits"]["hits"]
+        return [Product.from_dict(json.loads(h["_source"]["product"])) for h in hits]
+
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         if self.local is not None:
             out = {i: self.local.reconstruct(doc_id_of(i)) for i in ids}

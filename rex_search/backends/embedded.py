@@ -403,6 +403,10 @@ class EmbeddedBackend:
         with self._lock:
             return self._records.get(list(ids))
 
+    def products(self, limit: int) -> list[Product]:
+        with self._lock:
+            return self._records.products(limit)
+
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         found = {asin: self._vectors.reconstruct(doc_id_of(asin)) for asin in ids}
         return {asin: v for asin, v in found.items() if v is not None}

@@ -398,6 +398,11 @@ def serve(ctx: click.Context, index: str | None, host: str, port: int, workers: 
                        f"{pipeline.backend.count()} products; reranker "
                        f"{pipeline.reranker.name}; embedder {pipeline.embedder.model_id} on "
                        f"{pipeline.embedder.runtime})", err=True)
+            started = time.perf_counter()
+            prepared = pipeline.prepare_reranker()  # while serving: queries never wait on it
+            if prepared:
+                click.echo(f"reranker: {prepared} products prepared in "
+                           f"{time.perf_counter() - started:.0f} s", err=True)
         except Exception as exc:  # noqa: BLE001 (reported, then the server stops)
             failure.append(str(exc))
             server.should_exit = True

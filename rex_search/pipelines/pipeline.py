@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rex_search.backends.base import Backend, Filters, IndexedProduct
+from rex_search.catalog.prompt import product_text
 from rex_search.catalog.schema import Product, brand_key
 from rex_search.config import Config, RerankConfig, RetrievalConfig, RulesConfig
 from rex_search.errors import QueryError
@@ -115,6 +116,16 @@ class SearchPipeline:
                                  stored_vectors=backend.vectors)
         return cls(backend, embedder, reranker, config.retrieval, config.rerank, config.rules,
                    calibration=calibration_for(config.rerank.model))
+
+    def prepare_reranker(self) -> int:
+        """Do the reranker's per-product work for stored products before queries need it (a
+        split reranker's product states, as many as it keeps); returns how many products
+        were prepared, 0 for a reranker with no such work."""
+        prepare = getattr(self.reranker, "prepare", None)
+        capacity = int(getattr(self.reranker, "prepare_capacity", 0))
+        if prepare is None or capacity <= 0:
+            return 0
+        return int(prepare([product_text(p) for p in self.backend.products(capacity)]))
 
     def known_brands(self) -> KnownBrands:
         generation = self.backend.generation()

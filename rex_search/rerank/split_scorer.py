@@ -78,6 +78,11 @@ class SplitOnnxCrossEncoder(_PairScorer):
         self._query_states: LruCache[str, np.ndarray] = LruCache(1_000)
         self._count_lock = threading.Lock()
 
+    @property
+    def prepare_capacity(self) -> int:
+        """How many products' states are kept: what `prepare` is worth calling with."""
+        return self.products.max_entries
+
     def prepare(self, texts: Iterable[str]) -> int:
         """Compute and keep the states of products not kept yet; returns how many were new.
         Call it with the catalog's product texts so queries run only the suffix."""

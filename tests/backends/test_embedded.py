@@ -12,6 +12,16 @@ from rex_search.catalog.schema import brand_key
 from rex_search.errors import BackendError
 
 
+def test_products_lists_what_is_stored(small_index: EmbeddedBackend):
+    """What a service warms its per-product caches with: stored products, as `get` has them."""
+    some = small_index.products(3)
+    assert len(some) == 3
+    stored = small_index.get([p.parent_asin for p in some])
+    assert all(stored[p.parent_asin].product == p for p in some)
+    assert len(small_index.products(100_000)) == small_index.count()
+    assert small_index.products(0) == []
+
+
 def test_bm25_finds_running_shoes_and_ignores_query_syntax(small_index: EmbeddedBackend):
     hits = small_index.bm25("running shoes", 10)
     products = small_index.get([h.parent_asin for h in hits])

@@ -108,6 +108,15 @@ def test_filters_apply_to_both_sources(backend, embedder):
                                           abs=1e-4)
 
 
+def test_products_lists_what_is_stored(backend):
+    """What a service warms its per-product caches with: stored products, as `get` has them."""
+    some = backend.products(3)
+    assert len(some) == 3
+    stored = backend.get([p.parent_asin for p in some])
+    assert all(stored[p.parent_asin].product == p for p in some)
+    assert len(backend.products(100_000)) == backend.count() and backend.products(0) == []
+
+
 def test_user_text_is_never_query_syntax(backend):
     body = json.dumps(bm25_body('title:x OR "y" AND -z *', 5, None))
     assert "query_string" not in body

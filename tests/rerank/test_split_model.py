@@ -146,3 +146,26 @@ def test_the_export_check_scores_the_split_graphs_against_pytorch(split_model: t
     (result,) = check_agreement(str(split_model[0]), split_model[1], pairs, min_spearman=0.9)
     assert result.file == "prefix.int8.onnx+suffix.int8.onnx" and result.pairs == 8
     assert result.accepted and result.spearman > 0.9
+
+
+def test_a_pipeline_prepares_stored_products_and_ranks_the_same(split_model: tuple[Path, Path],
+                                                                 small_index, embedder):
+    """`prepare_reranker` (what `serve` runs at startup) fills the product states of stored
+    products; a prepared pipeline ranks exactly as one that computes them per query."""
+    from rex_search.config import RerankConfig
+    from rex_search.pipelines.pipeline import SearchPipeline
+    from rex_search.rerank.split_scorer import SplitOnnxCrossEncoder
+
+    def pipeline(entries: int) -> SearchPipeline:
+        scorer = SplitOnnxCrossEncoder(str(split_model[1]), cache_entries=0,
+                                       product_entries=entries)
+        return SearchPipeline(small_index, embedder, scorer, cache_size=0,
+                              rerank=RerankConfig(window=20))
+
+    prepared, cold = pipeline(10), pipeline(0)
+    assert prepared.prepare_reranker() == 10 and len(prepared.reranker.products) == 10
+    assert cold.prepare_reranker() == 0
+    for query in ("running shoes", "usb c charger"):
+        a, b = prepared.search(query, size=10), cold.search(query, size=10)
+        assert [h.parent_asin for h in a.hits] == [h.parent_asin for h in b.hits]
+        assert [h.score for h in a.hits] == [h.score for h in b.hits]

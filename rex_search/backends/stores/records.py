@@ -110,6 +110,11 @@ class RecordStore:
                 for asin, blob, stock, quantity in rows}
 
     @_damage_named
+    def products(self, limit: int) -> list[Product]:
+        rows = self._db.execute("SELECT product FROM products LIMIT ?", (max(0, limit),))
+        return [Product.from_dict(json.loads(blob)) for (blob,) in rows]
+
+    @_damage_named
     def brands(self) -> dict[str, str]:
         """brand_key -> most common display name."""
         rows = self._db.execute(
