@@ -190,11 +190,10 @@ def main() -> None:
             rows += [Row("student", args.student), Row("student, window 50", args.student,
                                                        window=50)]
         if args.split:
-            rows += [Row("split, window 50, states prepared", args.split, window=50,
-                         prepared=True),
-                     Row("split, window 50, states per query", args.split, window=50,
-                         prepared=False),
-                     Row("split, window 100, states prepared", args.split, prepared=True)]
+            rows += [Row("split window 100 prepared", args.split, prepared=True),
+                     Row("split window 50 prepared", args.split, window=50, prepared=True),
+                     Row("split window 50 per query", args.split, window=50,
+                         prepared=False)]
         if args.rows:
             wanted = args.rows.split(",")
             rows = [rows[0], *[r for r in rows[1:] if r.label in wanted]]

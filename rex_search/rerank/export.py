@@ -65,8 +65,9 @@ def export_onnx(model: str, out: str | Path, quantize: bool = False, opset: int 
     if result.returncode != 0:
         raise ModelError(f"ONNX export of {model!r} failed: {result.stderr.strip()[-2000:]}")
     if quantize:
-        for graph in _graphs(out):
-            _quantize(graph, fp32_nodes)
+        kept = [_quantize(graph, fp32_nodes) for graph in _graphs(out)]
+        if fp32_nodes and not any(kept):
+            raise ModelError(f"no graph node name contains any of {list(fp32_nodes)}")
     return out
 
 
@@ -79,8 +80,9 @@ def _graphs(out: Path) -> list[Path]:
     return split if split[0].exists() else [out / "model.onnx"]
 
 
-def _quantize(graph: Path, fp32_nodes: tuple[str, ...]) -> None:
-    """``graph`` -> ``*.int8.onnx`` beside it (see `export_onnx` for the settings)."""
+def _quantize(graph: Path, fp32_nodes: tuple[str, ...]) -> list[str]:
+    """``graph`` -> ``*.int8.onnx`` beside it (see `export_onnx` for the settings); returns
+    the nodes left in fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     exclude: list[str] = []
@@ -89,10 +91,9 @@ def _quantize(graph: Path, fp32_nodes: tuple[str, ...]) -> None:
 
         nodes = onnx.load(str(graph), load_external_data=False).graph.node
         exclude = [n.name for n in nodes if any(p in n.name for p in fp32_nodes)]
-        if not exclude:
-            raise ModelError(f"no graph node name contains any of {list(fp32_nodes)}")
     quantize_dynamic(str(graph), str(graph.with_suffix(".int8.onnx")), per_channel=True,
                      weight_type=QuantType.QInt8, reduce_range=True, nodes_to_exclude=exclude)
+    return exclude
 
 
 def check_agreement(model: str, out: str | Path, queries_and_texts: list[tuple[str, str]],
