@@ -177,6 +177,7 @@ def rerank_pipeline_body(model_id: str) -> dict[str, Any]:
 
 
 # Refusals that pass once a new cluster has allocated ml-commons' system indexes.
+_DUPLICATE_DEPLOY = "Duplicate deploy model task"
 _SETTLING = re.compile(r"master key timed out|primary shard is not active|"
                        r"unavailable_shards_exception|no_shard_available")
 
@@ -266,10 +267,32 @@ class MlCommons:
                 self.wait_task(response["task_id"])
                 return
             except BackendError as exc:
-                if not _SETTLING.search(str(exc)) or time.monotonic() > deadline:
+                # "Duplicate deploy model task": a node still holds an earlier deploy of it
+                # (one that failed there while the cluster settled); wait for that deploy,
+                # and where it never finishes, undeploy everywhere so the next one starts clean.
+                if _DUPLICATE_DEPLOY in str(exc):
+                    if self._deployed(model_id, min(deadline, time.monotonic() + 10.0)):
+                        return
+                    self.call("undeploy the model", "POST",
+                              f"/_plugins/_ml/models/{model_id}/_undeploy")
+                if not (_SETTLING.search(str(exc)) or _DUPLICATE_DEPLOY in str(exc)) \
+                        or time.monotonic() > deadline:
                     raise
                 logger.warning("OpenSearch is settling (%s): deploying again", str(exc)[:120])
                 time.sleep(2.0)
+
+    def _deployed(self, model_id: str, deadline: float) -> bool:
+        """Whether the model reads DEPLOYED before ``deadline`` (False once a deploy still in
+        progress ends otherwise: then it is deployed again)."""
+        while time.monotonic() < deadline:
+            state = self.call("read the model", "GET", f"/_plugins/_ml/models/{model_id}").get(
+                "model_state")
+            if state == "DEPLOYED":
+                return True
+            if state != "DEPLOYING":
+                return False
+            time.sleep(1.0)
+        return False
 
     def undeploy(self, model_id: str, attempts: int = 60) -> None:
         """Undeploy, then wait until the model record no longer reads deployed (a model delete
