@@ -227,9 +227,13 @@ class CrossEncoderReranker(_PairScorer):
     def _score_uncached(self, query: str, texts: list[str]) -> list[float]:
         if self._split is None:
             return super()._score_uncached(query, texts)
-        # a split model's own input layout (rerank/split_inputs.py), in one padded batch
-        batch = split_pairs(self._plain, [query] * len(texts), texts, self._split)
-        return [float(s) for s in scores_from_logits(self._logits(batch))]
+        # a split model's own input layout (rerank/split_inputs.py), batch_size pairs a batch
+        scores: list[float] = []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = texts[start:start + self.batch_size]
+            batch = split_pairs(self._plain, [query] * len(chunk), chunk, self._split)
+            scores += [float(s) for s in scores_from_logits(self._logits(batch))]
+        return scores
 
     def _logits(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         with self._torch.inference_mode():

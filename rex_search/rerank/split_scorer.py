@@ -13,7 +13,6 @@ The model's first layers run on each segment alone (`rex_search.rerank.split_inp
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ import numpy as np
 from rex_search.errors import ModelError
 from rex_search.lru import LruCache
 from rex_search.onnx_session import default_threads, open_session
+from rex_search.rerank.cache import text_digest
 from rex_search.rerank.cross_encoder import _PairScorer, scores_from_logits
 from rex_search.rerank.split_inputs import (
     SplitShape,
@@ -44,10 +44,6 @@ def is_split_model(path: Path) -> bool:
 class ProductStates(LruCache[str, np.ndarray]):
     """A product's prefix states (tokens x hidden) by its text's hash, stored as float16:
     about 40 KB per product at the 54-token budget, so 20,000 products take about 0.8 GB."""
-
-    @staticmethod
-    def key(text: str) -> str:
-        return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
     @property
     def nbytes(self) -> int:
@@ -86,7 +82,7 @@ class SplitOnnxCrossEncoder(_PairScorer):
     def prepare(self, texts: Iterable[str]) -> int:
         """Compute and keep the states of products not kept yet; returns how many were new.
         Call it with the catalog's product texts so queries run only the suffix."""
-        todo = list(dict.fromkeys(t for t in texts if self.products.get(ProductStates.key(t))
+        todo = list(dict.fromkeys(t for t in texts if self.products.get(text_digest(t))
                                   is None))
         for start in range(0, len(todo), 256):
             chunk = todo[start:start + 256]
@@ -105,7 +101,7 @@ class SplitOnnxCrossEncoder(_PairScorer):
         return known
 
     def _product_state(self, text: str, ids: list[int]) -> np.ndarray:
-        key = ProductStates.key(text)
+        key = text_digest(text)
         known = self.products.get(key)
         if known is None:
             known = self._states(ids, 1).astype(np.float16)
