@@ -1,6 +1,6 @@
 """Issue #23's levers, each judged by its latency and its relevance cost, in one run.
 
-    python benchmarks/bench_latency.py [--student DIR] [--index DIR] [--smoke]
+    python benchmarks/bench_latency.py [--student DIR] [--index DIR] [--system] [--smoke]
 
 On the sample index (built here, or ``--index`` an existing one made with the default
 embedder) every configuration runs the 50 DEV queries through the whole `SearchPipeline`
@@ -173,6 +173,9 @@ def main() -> None:
     parser.add_argument("--rows", help="comma-separated row labels to run (default: all)")
     parser.add_argument("--windows", help="more windows to add as rows, e.g. 200,400 (how "
                                           "the cost grows with the window)")
+    parser.add_argument("--system", action="store_true",
+                        help="then, in the same run, bench_system.py: indexing products/s, "
+                             "cold start and serve throughput as catalog and window grow")
     parser.add_argument("--smoke", action="store_true", help="300 products, 3 queries")
     args = parser.parse_args()
     queries = read_judgments(DATA / "dev" / "eress.parquet")[: 3 if args.smoke else None]
@@ -222,6 +225,11 @@ def main() -> None:
         if not args.titles_only and len(models) > 1:
             rerank_mode(models, embedder, queries)
         backend.close()
+    if args.system:
+        from benchmarks.bench_system import run
+
+        run(sizes=[10_000, 100_000], windows=[50, 100, 200, 400], clients=[1, 2, 4],
+            seconds=6.0, smoke=args.smoke)
 
 
 if __name__ == "__main__":
