@@ -36,6 +36,7 @@ def load(url: str, clients: int, seconds: float, queries: list[str],
     stop = time.perf_counter() + seconds
     lock = threading.Lock()
     latencies: dict[int, list[float]] = {}
+    reranked: list[int] = []
 
     def worker() -> None:
         with httpx.Client(timeout=30) as client:
@@ -45,16 +46,19 @@ def load(url: str, clients: int, seconds: float, queries: list[str],
                 # cache from answering: every request runs retrieval, reranking and rules.
                 body = {"query": queries[i % len(queries)], "budget_ms": budget_ms + i * 1e-3}
                 started = time.perf_counter()
-                status = client.post(f"{url}/search", json=body).status_code
+                response = client.post(f"{url}/search", json=body)
+                took = time.perf_counter() - started
                 with lock:
-                    latencies.setdefault(status, []).append(time.perf_counter() - started)
+                    latencies.setdefault(response.status_code, []).append(took)
+                    if response.status_code == 200:  # how many candidates the model scored
+                        reranked.append(int(response.json().get("reranked", 0)))
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return {"latencies": latencies, "seconds": seconds}
+    return {"latencies": latencies, "seconds": seconds, "reranked": reranked}
 
 
 def summarise(result: dict[str, object]) -> dict[str, float]:
