@@ -175,11 +175,17 @@ class _PairScorer:
                     self.cache.put(ScoreCache.key(self.model_id, query, text), value)
         return [known[t] for t in texts]
 
-    def _score_uncached(self, query: str, texts: list[str]) -> list[float]:
+    def encode(self, query: str, texts: Sequence[str]) -> dict[str, list[list[int]]]:
+        """The model's inputs for each (query, product text) pair, unpadded."""
         # longest_first: the product side is cut first (it is the longer one); a query too
         # long for the budget on its own is cut too, instead of failing the whole rerank.
-        encoded = self._tokenizer([query_text(query)] * len(texts), texts,
-                                  truncation="longest_first", max_length=self.max_tokens)
+        encoded: dict[str, list[list[int]]] = self._tokenizer(
+            [query_text(query)] * len(texts), texts, truncation="longest_first",
+            max_length=self.max_tokens)
+        return encoded
+
+    def _score_uncached(self, query: str, texts: list[str]) -> list[float]:
+        encoded = self.encode(query, texts)
         lengths = [len(ids) for ids in encoded["input_ids"]]
         if self._pool is not None:
             return self._score_one_by_one(self._pool, encoded, lengths)
