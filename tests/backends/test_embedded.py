@@ -72,6 +72,7 @@ def test_delete_removes_from_every_store(writable_index: Path):
     backend.close()
 
 
+@pytest.mark.slow  # builds an HNSW graph over the sample: ~30 s on 2 cores
 def test_hnsw_option_agrees_with_exact_search(tmp_path: Path, small_catalog: Path, embedder):
     from rex_search.indexer.indexer import index_catalog
 

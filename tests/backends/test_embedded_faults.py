@@ -115,6 +115,7 @@ def test_damaged_stores_are_one_clear_error(tmp_path: Path, damage: str):
         assert f"rex-search index --repair --index {index}" in message
 
 
+@pytest.mark.slow  # re-embeds what it repairs: ~30 s on 2 cores
 def test_repair_restores_lost_vectors_and_bm25(tmp_path: Path, small_index_dir: Path):
     index = tmp_path / "ix"
     shutil.copytree(small_index_dir, index)
@@ -180,6 +181,7 @@ def test_a_stale_lock_file_from_a_killed_writer_does_not_block(tmp_path: Path):
         "PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@pytest.mark.slow  # re-embeds what it repairs: ~30 s each on 2 cores
 @pytest.mark.parametrize("damage", ["truncate", "wrong-dimension"])
 def test_repair_repairs_a_damaged_vector_segment_it_names(tmp_path: Path, small_index_dir: Path,
                                                           damage: str):

@@ -23,16 +23,16 @@ from rex_search.integrations.opensearch_pipeline import install
 from rex_search.pipelines.pipeline import SearchPipeline
 from tests.conftest import cosine_reranker
 
-pytestmark = pytest.mark.opensearch
+# slow: killing and restarting real nodes takes ~3 minutes on 2 cores (CI runs it).
+pytestmark = [pytest.mark.opensearch, pytest.mark.slow]
 NAME = "rex-failover"
 QUERIES = ("running shoes", "cast iron skillet", "wireless earbuds", "laptop bag", "yoga mat")
 
 
-@pytest.fixture(scope="module", params=[
-    "processes", pytest.param("containers", marks=pytest.mark.slow)])
+@pytest.fixture(scope="module", params=["processes", "containers"])
 def cluster(request):
     """(a three-node cluster, the rex-search service its models call): node processes and an
-    in-process service, or docker/compose.yml's containers (the slow suite)."""
+    in-process service, or docker/compose.yml's containers."""
     if request.param == "processes":
         return (request.getfixturevalue("opensearch_cluster"),
                 request.getfixturevalue("embedding_service"))

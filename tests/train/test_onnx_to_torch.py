@@ -22,6 +22,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return convert(bundled_embedder("bge-small-en-v1.5"), tmp_path_factory.mktemp("bge") / "torch")
 
 
+@pytest.mark.slow  # needs torch and 200 forward passes on both runtimes: ~25 s
 def test_converted_weights_agree_with_the_onnx_graph_on_200_catalog_texts(converted: Path):
     from rex_search.train.onnx_to_torch import MAX_ABS_DIFF, agreement
 
