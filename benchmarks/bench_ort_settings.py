@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,6 @@ class Setting:
     memory_pattern: bool = True
     spinning: bool = True
     parallel: bool = False
-    passes: list[tuple[float, list[float], list[np.ndarray]]] = field(default_factory=list)
 
 
 SETTINGS = [
@@ -102,7 +101,6 @@ class Runner:
         self.sessions = [open_with(setting, path, cores) for _ in range(count)]
         self.inputs = {i.name for i in self.sessions[0].get_inputs()}
         self.pool = ThreadPoolExecutor(cores) if setting.pooled else None
-        self.cores = cores
 
     def one(self, pair: dict[str, np.ndarray], slot: int) -> float:
         session = self.sessions[slot % len(self.sessions)]
@@ -150,6 +148,9 @@ def main() -> None:
     runners = [Runner(s, path, cores) for s in settings]
     for runner in runners:  # warm each session (first-call allocations) before timing
         runner.score(work[0])
+    # (seconds, per-query ms, per-query scores) of each pass, by setting name
+    passes: dict[str, list[tuple[float, list[float], list[np.ndarray]]]] = {
+        s.name: [] for s in settings}
     for _ in range(repeats):
         for runner in runners:
             started, times, scores = time.perf_counter(), [], []
@@ -157,14 +158,14 @@ def main() -> None:
                 t0 = time.perf_counter()
                 scores.append(runner.score(pairs))
                 times.append(1000 * (time.perf_counter() - t0))
-            runner.setting.passes.append((time.perf_counter() - started, times, scores))
+            passes[runner.setting.name].append((time.perf_counter() - started, times, scores))
     pairs_total = sum(len(p) for p in work)
     info = machine()
     print(f"CPU: {info.get('cpu')}; flags {info.get('cpu_flags')}; onnxruntime "
           f"{info.get('onnxruntime')}; {cores} cores; {len(work)} DEV queries, {pairs_total} "
           f"pairs (up to {args.window} per query, {reranker.max_tokens} tokens), "
           f"{repeats} interleaved passes; started {time.strftime('%F %T')}")
-    best = {s.name: min(s.passes, key=lambda p: p[0]) for s in settings}
+    best = {name: min(runs, key=lambda run: run[0]) for name, runs in passes.items()}
     reference = best[settings[0].name]
     ref_p50 = pct(reference[1], 50)
     rows = []
@@ -172,7 +173,7 @@ def main() -> None:
         elapsed, times, scores = best[s.name]
         diff = max(float(np.abs(a - b).max()) for a, b in
                    zip(scores, reference[2], strict=True))
-        spread = [p[0] for p in s.passes]
+        spread = [run[0] for run in passes[s.name]]
         rows.append([s.name, f"{pct(times, 50):.0f}", f"{pct(times, 95):.0f}",
                      f"{pct(times, 50) / ref_p50:.2f}", f"{pairs_total / elapsed:.0f}",
                      f"{statistics.fmean(spread):.1f}", f"{diff:.2g}"])

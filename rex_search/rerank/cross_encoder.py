@@ -77,10 +77,16 @@ class _PairTokenizer:
         # again from the whole text. A text under ~6 characters a word is not looked at.
         cut = [_first_words(t, max_length) if len(t) > 6 * max_length else t for t in texts]
         encoded = self._tokenizer.encode_batch(list(zip(queries, cut, strict=True)))
-        query_tokens = {q: len(self._tokenizer.encode(q, add_special_tokens=False).ids)
-                        for q in set(queries)}
+        query_tokens: dict[str, int] = {}  # only for queries of cut pairs
+
+        def query_cut(query: str, e: Any) -> bool:
+            if query not in query_tokens:
+                query_tokens[query] = len(self._tokenizer.encode(
+                    query, add_special_tokens=False).ids)
+            return bool(e.sequence_ids.count(0) < query_tokens[query])
+
         again = [i for i, e in enumerate(encoded) if len(cut[i]) < len(texts[i]) and (
-            len(e.ids) < max_length or e.sequence_ids.count(0) < query_tokens[queries[i]])]
+            len(e.ids) < max_length or query_cut(queries[i], e))]
         if again:
             redone = self._tokenizer.encode_batch([(queries[i], texts[i]) for i in again])
             for i, e in zip(again, redone, strict=True):
