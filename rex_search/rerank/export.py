@@ -100,30 +100,41 @@ def check_agreement(model: str, out: str | Path, queries_and_texts: list[tuple[s
                     min_spearman: float = 0.99) -> list[Agreement]:
     """Score the check pairs with PyTorch fp32 and each exported variant; refuse laggards."""
     from rex_search.rerank.cross_encoder import CrossEncoderReranker, OnnxCrossEncoder
-    from rex_search.rerank.split_scorer import PREFIX_FILE, SUFFIX_FILE, SplitOnnxCrossEncoder
+    from rex_search.rerank.split_scorer import (
+        PREFIX_FILE,
+        PREFIX_FP32_FILE,
+        SUFFIX_FILE,
+        SplitOnnxCrossEncoder,
+    )
 
     out = Path(out)
     reference = _scores(CrossEncoderReranker(model, cache_entries=0), queries_and_texts)
 
     def scorer(files: list[str]):
         if len(files) == 2:
-            return SplitOnnxCrossEncoder(str(out), cache_entries=0)
+            return SplitOnnxCrossEncoder(str(out), cache_entries=0, prefix=files[0])
         return OnnxCrossEncoder(str(out), file=files[0], cache_entries=0)
 
-    # a split model runs as its two int8 graphs only
-    candidates = ([[PREFIX_FILE, SUFFIX_FILE]] if (out / PREFIX_FILE).exists() else
-                  [[f] for f in ("model.onnx", "model.int8.onnx") if (out / f).exists()])
-    results = []
+    # a split model runs its suffix int8 only; its prefix int8, or fp32 where int8 is refused
+    split = [[prefix, SUFFIX_FILE] for prefix in (PREFIX_FILE, PREFIX_FP32_FILE)
+             if (out / prefix).exists() and (out / SUFFIX_FILE).exists()]
+    candidates = split or [[f] for f in ("model.onnx", "model.int8.onnx") if (out / f).exists()]
+    results: list[Agreement] = []
+    kept: set[str] = set()
+    refused: set[str] = set()
     for files in candidates:
+        if files[0] == PREFIX_FP32_FILE and results and results[-1].accepted:
+            break  # the int8 prefix passed: the fp32 one is not needed
         scores = _scores(scorer(files), queries_and_texts)
         rho = spearman(reference, scores)
-        agreement = Agreement("int8" if "int8" in files[0] else "fp32", "+".join(files),
-                              len(scores), rho, float(np.max(np.abs(reference - scores))),
-                              rho >= min_spearman)
-        if not agreement.accepted:
-            for file in files:
-                (out / file).unlink()
+        agreement = Agreement("int8" if "int8" in files[0] else
+                              "fp32" if len(files) == 1 else "fp32 prefix, int8 suffix",
+                              "+".join(files), len(scores), rho,
+                              float(np.max(np.abs(reference - scores))), rho >= min_spearman)
+        (kept if agreement.accepted else refused).update(files)
         results.append(agreement)
+    for file in refused - kept:
+        (out / file).unlink()
     (out / "agreement.json").write_text(json.dumps(
         {"min_spearman": min_spearman, "variants": [asdict(a) for a in results]}, indent=2))
     return results

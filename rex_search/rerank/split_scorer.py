@@ -34,11 +34,19 @@ from rex_search.rerank.split_inputs import (
 )
 
 PREFIX_FILE, SUFFIX_FILE = "prefix.int8.onnx", "suffix.int8.onnx"
+# The prefix may stay fp32 where its int8 graph misses the export's agreement floor: it runs
+# once per product (ahead of queries) and once per query, so only the suffix sets per-pair cost.
+PREFIX_FP32_FILE = "prefix.onnx"
+
+
+def prefix_file(path: Path) -> str | None:
+    """The prefix graph a split model directory runs: int8 where kept, else fp32."""
+    return next((f for f in (PREFIX_FILE, PREFIX_FP32_FILE) if (path / f).is_file()), None)
 
 
 def is_split_model(path: Path) -> bool:
-    """True for a directory holding a split cross-encoder's two int8 graphs."""
-    return (path / PREFIX_FILE).is_file() and (path / SUFFIX_FILE).is_file()
+    """True for a directory holding a split cross-encoder's prefix and int8 suffix graphs."""
+    return prefix_file(path) is not None and (path / SUFFIX_FILE).is_file()
 
 
 class ProductStates(LruCache[str, np.ndarray]):
@@ -57,16 +65,20 @@ class SplitOnnxCrossEncoder(_PairScorer):
     runtime = "onnx-int8-split"
 
     def __init__(self, model: str, cache_entries: int = 100_000,
-                 product_entries: int = 20_000, threads: int | None = None) -> None:
+                 product_entries: int = 20_000, threads: int | None = None,
+                 prefix: str | None = None) -> None:
+        """``prefix``: the prefix graph's file name (default: `prefix_file`'s choice)."""
         super().__init__(model, cache_entries=cache_entries)
         path = Path(self._path)
         shape = SplitShape.of(self._config)
         if shape is None or not is_split_model(path):
             raise ModelError(f"{model!r} is not a split cross-encoder: it needs config.json's "
-                             f"rex_split_layers and {PREFIX_FILE}, {SUFFIX_FILE}")
+                             f"rex_split_layers, {SUFFIX_FILE} and {PREFIX_FILE} or "
+                             f"{PREFIX_FP32_FILE}")
         self.shape = shape
+        self.prefix_file = prefix or prefix_file(path)
         self._plain = plain_tokenizer(str(path / "tokenizer.json"))
-        self._prefix = open_session(path / PREFIX_FILE, threads=1)
+        self._prefix = open_session(path / str(self.prefix_file), threads=1)
         self._suffix = open_session(path / SUFFIX_FILE, threads=1)
         self._workers = ThreadPoolExecutor(threads or default_threads(),
                                            thread_name_prefix="rex-rerank")

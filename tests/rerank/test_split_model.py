@@ -3,6 +3,7 @@ int8 graphs and scored with product states kept -- a real (small) model end to e
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +147,38 @@ def test_the_export_check_scores_the_split_graphs_against_pytorch(split_model: t
     (result,) = check_agreement(str(split_model[0]), split_model[1], pairs, min_spearman=0.9)
     assert result.file == "prefix.int8.onnx+suffix.int8.onnx" and result.pairs == 8
     assert result.accepted and result.spearman > 0.9
+
+
+def test_a_refused_int8_prefix_falls_back_to_the_fp32_prefix_and_a_refused_pair_is_removed(
+        split_model: tuple[Path, Path], tmp_path: Path):
+    from rex_search.rerank.base import load_reranker
+    from rex_search.rerank.cross_encoder import CrossEncoderReranker
+    from rex_search.rerank.export import check_agreement
+    from rex_search.rerank.split_scorer import SplitOnnxCrossEncoder
+
+    only_fp32 = tmp_path / "fp32-prefix"
+    shutil.copytree(split_model[1], only_fp32)
+    (only_fp32 / "prefix.int8.onnx").unlink()
+    model = load_reranker(str(only_fp32))
+    assert isinstance(model, SplitOnnxCrossEncoder) and model.prefix_file == "prefix.onnx"
+    int8_prefix = SplitOnnxCrossEncoder(str(split_model[1]), cache_entries=0)
+    assert int8_prefix.prefix_file == "prefix.int8.onnx"
+    reference = CrossEncoderReranker(str(split_model[0]), cache_entries=0)
+    fp32_gap = np.abs(np.subtract(model.score_texts("running shoes", TEXTS),
+                                  reference.score_texts("running shoes", TEXTS)))
+    assert fp32_gap.max() < 0.02
+    pairs = [("running shoes", t) for t in TEXTS]
+    (result,) = check_agreement(str(split_model[0]), only_fp32, pairs, min_spearman=0.9)
+    assert result.file == "prefix.onnx+suffix.int8.onnx" and result.accepted
+
+    both = tmp_path / "both"
+    shutil.copytree(split_model[1], both)
+    results = check_agreement(str(split_model[0]), both, pairs, min_spearman=1.01)
+    assert [r.file for r in results] == ["prefix.int8.onnx+suffix.int8.onnx",
+                                         "prefix.onnx+suffix.int8.onnx"]
+    assert not any(r.accepted for r in results)
+    assert not any((both / f).exists() for f in ("prefix.int8.onnx", "suffix.int8.onnx",
+                                                 "prefix.onnx"))
 
 
 def test_a_pipeline_prepares_stored_products_and_ranks_the_same(split_model: tuple[Path, Path],
