@@ -17,7 +17,7 @@ Rows:
   top k, the rest below in fused order); window 50 is the default since #23;
 - tokens n: the product text cut to n tokens per pair;
 - budget_ms 100: today's deadline path (scores best-first in small batches while it lasts);
-- student: a smaller model (``--student DIR``), with and without a window;
+- student: a smaller model (``--student DIR``) on 100, 50 and 20 candidates;
 - split: a split cross-encoder (``--split DIR``, `rex_search/rerank/split_scorer.py`) with
   its product states prepared before the queries (what a warmed service runs) and computed
   during each query (a product never seen before), at window 30, 50 and 100.
@@ -190,8 +190,9 @@ def main() -> None:
                 Row("tokens 48", full, max_tokens=48), Row("tokens 40", full, max_tokens=40),
                 Row("budget_ms 100", full, budget_ms=100.0)]
         if args.student:
-            rows += [Row("student", args.student), Row("student, window 50", args.student,
-                                                       window=50)]
+            rows += [Row("student", args.student),
+                     Row("student, window 50", args.student, window=50),
+                     Row("student, window 20", args.student, window=20)]
         if args.split:
             rows += [Row("split window 100 prepared", args.split, prepared=True),
                      Row("split window 50 prepared", args.split, window=50, prepared=True),
