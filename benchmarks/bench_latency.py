@@ -191,8 +191,8 @@ def main() -> None:
                 Row("budget_ms 100", full, budget_ms=100.0)]
         if args.student:
             rows += [Row("student", args.student),
-                     Row("student, window 50", args.student, window=50),
-                     Row("student, window 20", args.student, window=20)]
+                     Row("student window 50", args.student, window=50),
+                     Row("student window 20", args.student, window=20)]
         if args.split:
             rows += [Row("split window 100 prepared", args.split, prepared=True),
                      Row("split window 50 prepared", args.split, window=50, prepared=True),
