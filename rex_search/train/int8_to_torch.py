@@ -27,9 +27,10 @@ def dequantized_weights(model_file: Path) -> dict[str, np.ndarray]:
     import onnx
     from onnx import numpy_helper
 
+    from rex_search.train.onnx_to_torch import bias_matmuls
+
     graph = onnx.load(str(model_file)).graph
     values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    producer = {out: node for node in graph.node for out in node.output}
 
     def dequantize(quantized: str) -> np.ndarray:
         base = quantized.removesuffix("_quantized")
@@ -42,13 +43,7 @@ def dequantized_weights(model_file: Path) -> dict[str, np.ndarray]:
     for name in list(values):
         if name.startswith("encoder.embeddings.") and name.endswith(".weight_quantized"):
             state[name.removesuffix("_quantized")] = dequantize(name)
-    for node in graph.node:
-        bias = next((i for i in node.input if i.endswith(".bias") and i in values), None)
-        if node.op_type != "Add" or bias is None or ".LayerNorm." in bias:
-            continue
-        matmul = producer.get(next(i for i in node.input if i != bias))
-        while matmul is not None and matmul.op_type in ("Mul", "Cast"):
-            matmul = producer.get(matmul.input[0])
+    for bias, matmul in bias_matmuls(graph, values):
         if matmul is None or matmul.op_type != "MatMulInteger":
             raise ValueError(f"{model_file}: no MatMulInteger before {bias}; not a dynamically "
                              "quantized graph")
@@ -92,9 +87,8 @@ def convert(folder: Path, out: Path) -> Path:
 def agreement(folder: Path, converted: Path, queries: list[str], products: list,
               max_tokens: int = 64) -> dict[str, float]:
     """Spearman and max |diff| between the int8 graph's and the dequantized model's scores."""
-    from scipy.stats import spearmanr
-
     from rex_search.rerank.base import load_reranker
+    from rex_search.rerank.export import spearman
 
     int8 = load_reranker(str(folder), runtime="onnx-int8", max_tokens=max_tokens)
     dequantized = load_reranker(str(converted), runtime="torch", max_tokens=max_tokens)
@@ -104,7 +98,7 @@ def agreement(folder: Path, converted: Path, queries: list[str], products: list,
         onnx_scores += int8.score(query, items)
         torch_scores += dequantized.score(query, items)
     diff = np.abs(np.array(onnx_scores) - np.array(torch_scores))
-    return {"pairs": len(diff), "spearman": float(spearmanr(onnx_scores, torch_scores)[0]),
+    return {"pairs": len(diff), "spearman": spearman(np.array(onnx_scores), np.array(torch_scores)),
             "max_abs_diff": float(diff.max())}
 
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,20 +37,12 @@ def onnx_weights(model_file: Path) -> dict[str, np.ndarray]:
     for node in graph.node:  # fp16-stored weights: `name` is Cast(`name_fp16`)
         if node.op_type == "Cast" and node.input[0] in values:
             values[node.output[0]] = values[node.input[0]].astype(np.float32)
-    producer = {out: node for node in graph.node for out in node.output}
     state: dict[str, np.ndarray] = {}
     for name, value in values.items():
         if name.startswith(("embeddings.", "encoder.")) and not name.endswith(
                 ("position_ids", "_fp16")):
             state[name] = value
-    for node in graph.node:
-        if node.op_type != "Add":
-            continue
-        bias = next((i for i in node.input if i.endswith(".bias") and i in values), None)
-        if bias is None or ".LayerNorm." in bias:
-            continue
-        other = next(i for i in node.input if i != bias)
-        matmul = producer.get(other)
+    for bias, matmul in bias_matmuls(graph, values):
         if matmul is None or matmul.op_type != "MatMul":
             continue
         weight = next((i for i in matmul.input if i in values), None)
@@ -56,6 +50,20 @@ def onnx_weights(model_file: Path) -> dict[str, np.ndarray]:
             raise ValueError(f"{model_file}: the MatMul before {bias} has no constant weight")
         state[bias.removesuffix(".bias") + ".weight"] = values[weight].T.copy()
     return state
+
+
+def bias_matmuls(graph, values: dict) -> Iterator[tuple[str, Any]]:
+    """Each linear layer's bias name and the node that made its input: the MatMul (fp32) or
+    MatMulInteger (dynamic int8, behind its rescaling Mul and Cast); None where there is none."""
+    producer = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        bias = next((i for i in node.input if i.endswith(".bias") and i in values), None)
+        if node.op_type != "Add" or bias is None or ".LayerNorm." in bias:
+            continue
+        matmul = producer.get(next(i for i in node.input if i != bias))
+        while matmul is not None and matmul.op_type in ("Mul", "Cast"):
+            matmul = producer.get(matmul.input[0])
+        yield bias, matmul
 
 
 def convert(folder: Path, out: Path) -> Path:
