@@ -37,6 +37,42 @@ def train_data_relabel(data: Path, teacher: str, out: Path, weight: float) -> No
     click.echo(f"{count} pairs relabelled by {model.name} -> {out}")
 
 
+@train_data.command("mine")
+@click.option("--index", "target", required=True,
+              help="an index of the catalog the queries search (directory or cluster URL)")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="parquet file in ERESS columns, every target 0 until relabelled")
+@click.option("--queries", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="real query strings, one a line [default: the bundled "
+                   "data/esci-extra/queries.txt]")
+@click.option("--k", type=click.IntRange(1, 1000), default=40, show_default=True,
+              help="candidates per query, in retrieval order")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_data_mine(target: str, out: Path, queries: Path | None, k: int, seed: int) -> None:
+    """Real queries with their first-stage top K from an index, for `train-data relabel`
+    (rex_search/train/mine.py)."""
+    from rex_search.backends.open import open_backend
+    from rex_search.indexer.embed import Embedder
+    from rex_search.pipelines.pipeline import SearchPipeline
+    from rex_search.rerank.base import load_reranker
+    from rex_search.train.data import REAL_QUERIES, write_pairs
+    from rex_search.train.mine import mined_pairs
+
+    backend = open_backend(target)
+    embedder = Embedder(backend.model_id)
+    # the first stage alone runs (rerank=False); the cosine stands in as the unused reranker
+    pipeline = SearchPipeline(backend, embedder, load_reranker("embedding-cosine", embedder),
+                              cache_size=0)
+    lines = (queries or REAL_QUERIES).read_text(encoding="utf-8").splitlines()
+    with progress_bar(len(lines), "retrieval", "queries") as step:
+        pairs = mined_pairs(pipeline, lines, k, seed, progress=step)
+    if not pairs:
+        raise RexSearchError(f"no candidates: the index at {target} returned nothing for the "
+                             f"{len(lines)} queries")
+    write_pairs(pairs, out)
+    click.echo(f"{len(pairs)} pairs of {len({p.query for p in pairs})} queries -> {out}")
+
+
 @train_data.command("synth")
 @click.argument("catalog", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True,
