@@ -17,7 +17,8 @@ Rows:
   top k, the rest below in fused order); window 50 is the default since #23;
 - tokens n: the product text cut to n tokens per pair;
 - budget_ms 100: today's deadline path (scores best-first in small batches while it lasts);
-- student: a smaller model (``--student DIR``) on 100, 50 and 20 candidates;
+- student: a smaller model (``--student DIR``, repeatable) on 100, 50, 40, 30 and 20
+  candidates;
 - split: a split cross-encoder (``--split DIR``, `rex_search/rerank/split_scorer.py`) with
   its product states prepared before the queries (what a warmed service runs) and computed
   during each query (a product never seen before), at window 30, 50 and 100.
@@ -164,7 +165,9 @@ def _order(scores: list[float]) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--student", help="a smaller reranker's directory to compare")
+    parser.add_argument("--student", action="append",
+                        help="a smaller reranker's directory to compare (repeatable; its rows "
+                             "are labelled with the directory's name)")
     parser.add_argument("--split", help="a split cross-encoder's directory to compare")
     parser.add_argument("--index", type=Path, help="an existing sample index (default: build)")
     parser.add_argument("--repeats", type=int, default=2)
@@ -189,10 +192,10 @@ def main() -> None:
                 Row("window 30", full, window=30), Row("window 20", full, window=20),
                 Row("tokens 48", full, max_tokens=48), Row("tokens 40", full, max_tokens=40),
                 Row("budget_ms 100", full, budget_ms=100.0)]
-        if args.student:
-            rows += [Row("student", args.student),
-                     Row("student window 50", args.student, window=50),
-                     Row("student window 20", args.student, window=20)]
+        for student in args.student or []:
+            name = Path(student).name  # a row label: no commas (--rows splits on them)
+            rows += [Row(name, student), *[Row(f"{name} window {w}", student, window=w)
+                                           for w in (50, 40, 30, 20)]]
         if args.split:
             rows += [Row("split window 100 prepared", args.split, prepared=True),
                      Row("split window 50 prepared", args.split, window=50, prepared=True),
