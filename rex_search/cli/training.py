@@ -55,7 +55,7 @@ def train_data_mine(target: str, out: Path, queries: Path | None, k: int, seed: 
     from rex_search.indexer.embed import Embedder
     from rex_search.pipelines.pipeline import SearchPipeline
     from rex_search.rerank.base import load_reranker
-    from rex_search.train.data import REAL_QUERIES, write_pairs
+    from rex_search.train.data import REAL_QUERIES, query_strings, write_pairs
     from rex_search.train.mine import mined_pairs
 
     backend = open_backend(target)
@@ -63,12 +63,12 @@ def train_data_mine(target: str, out: Path, queries: Path | None, k: int, seed: 
     # the first stage alone runs (rerank=False); the cosine stands in as the unused reranker
     pipeline = SearchPipeline(backend, embedder, load_reranker("embedding-cosine", embedder),
                               cache_size=0)
-    lines = (queries or REAL_QUERIES).read_text(encoding="utf-8").splitlines()
-    with progress_bar(len(lines), "retrieval", "queries") as step:
-        pairs = mined_pairs(pipeline, lines, k, seed, progress=step)
+    strings = query_strings(queries or REAL_QUERIES)
+    with progress_bar(len(strings), "retrieval", "queries") as step:
+        pairs = mined_pairs(pipeline, strings, k, seed, progress=step)
     if not pairs:
         raise RexSearchError(f"no candidates: the index at {target} returned nothing for the "
-                             f"{len(lines)} queries")
+                             f"{len(strings)} queries")
     write_pairs(pairs, out)
     click.echo(f"{len(pairs)} pairs of {len({p.query for p in pairs})} queries -> {out}")
 

@@ -50,10 +50,15 @@ def training_pairs(products: Sequence[Product], embedder=None, queries: int = 24
     logger.info("teacher calibration: relevance ~ sigmoid(%.3f * cosine + %.3f)", a, b)
     pairs = distill.blend(pairs, cosines, alpha, a, b)
     if real_queries:
-        lines = real_queries.read_text(encoding="utf-8").splitlines()
-        strings = list(dict.fromkeys(q.strip() for q in lines if q.strip()))[:real_query_limit]
+        strings = query_strings(real_queries)[:real_query_limit]
         pairs += distill.teacher_pairs(embedder, strings, products, a, b, seed=seed)
     return pairs
+
+
+def query_strings(path: Path) -> list[str]:
+    """A file's query strings, one a line: stripped, blank lines and repeats dropped."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return list(dict.fromkeys(q.strip() for q in lines if q.strip()))
 
 
 def as_judgments(pairs: Sequence[Pair]) -> list[QueryJudgments]:

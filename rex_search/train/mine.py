@@ -21,10 +21,11 @@ from rex_search.train.text_forms import description_in_form, pick_form
 def mined_pairs(pipeline: SearchPipeline, queries: Sequence[str], k: int = 40, seed: int = 0,
                 progress: Callable[..., None] | None = None) -> list[Pair]:
     """Each query's first ``k`` candidates in retrieval order (the pipeline's first stage and
-    rules, no reranker), a text form drawn per pair; every target is 0.0 until relabelled."""
+    rules, no reranker), a text form drawn per pair; every target is 0.0 until relabelled.
+    ``queries``: distinct, stripped strings (`rex_search.train.data.query_strings`)."""
     rng = random.Random(seed)
     pairs: list[Pair] = []
-    for query in dict.fromkeys(q.strip() for q in queries if q.strip()):
+    for query in queries:
         hits = pipeline.search(query, size=k, rerank=False).hits
         stored = pipeline.backend.get([h.parent_asin for h in hits])
         for hit in hits:
