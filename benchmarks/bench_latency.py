@@ -11,14 +11,16 @@ order): the share of today's default's gain over the first stage that the row ke
 model-level rows are also scored in rerank mode (each query's judged candidates) on DEV as is,
 titles only and HTML descriptions, against the best of fused and dense on the same variant.
 Rows:
-- full: the full model on 100 candidates (12 layers, 64 tokens; the default before #23): the
-  reference of every ratio;
+- full: the full model on 100 candidates (rex-reranker-bge-small: 12 layers, 64 tokens; the
+  default before #23): the reference of every ratio;
 - window k: the cascade with the fused first stage as the cheap scorer (the model on its
-  top k, the rest below in fused order); window 50 is the default since #23;
+  top k, the rest below in fused order); the full model on 50 was the default until the
+  6-layer student on 20 replaced it;
 - tokens n: the product text cut to n tokens per pair;
-- budget_ms 100: today's deadline path (scores best-first in small batches while it lasts);
-- student: a smaller model (``--student DIR``, repeatable) on 100, 50, 40, 30 and 20
-  candidates;
+- budget_ms 100: the deadline path (scores best-first in small batches while it lasts);
+- 6-layer: the bundled student (rex-reranker-bge-small-6l) on 100, 50, 30 and 20 candidates
+  (20: the default configuration, as ``RerankConfig()`` sets it), and with the 100 ms budget;
+- ``--student DIR`` (repeatable): another smaller model on 100, 50, 40, 30 and 20 candidates;
 - split: a split cross-encoder (``--split DIR``, `rex_search/rerank/split_scorer.py`) with
   its product states prepared before the queries (what a warmed service runs) and computed
   during each query (a product never seen before), at window 30, 50 and 100.
@@ -49,7 +51,7 @@ from rex_search.evaluate.metrics import ndcg  # noqa: E402
 from rex_search.evaluate.rankers import DenseRanker, FusedRanker  # noqa: E402
 from rex_search.evaluate.robustness import VARIANTS, variant  # noqa: E402
 from rex_search.indexer.embed import Embedder  # noqa: E402
-from rex_search.model_files import BUNDLED_RERANKER  # noqa: E402
+from rex_search.model_files import FULL_RERANKER, STUDENT_RERANKER  # noqa: E402
 from rex_search.onnx_session import machine  # noqa: E402
 from rex_search.pipelines.pipeline import SearchPipeline  # noqa: E402
 from rex_search.rerank.base import load_reranker  # noqa: E402
@@ -187,11 +189,18 @@ def main() -> None:
         products = catalog_products(300 if args.smoke else None, args.titles_only)
         backend = EmbeddedBackend(args.index) if args.index else \
             build_index(Path(work) / "sample", embedder, products)
-        full = BUNDLED_RERANKER
-        rows = [Row("full, window 100", full), Row("window 50 (default)", full, window=50),
+        full, six = FULL_RERANKER, STUDENT_RERANKER
+        default = RerankConfig()
+        rows = [Row("full, window 100", full),
+                Row("window 50 (default before)", full, window=50),
                 Row("window 30", full, window=30), Row("window 20", full, window=20),
                 Row("tokens 48", full, max_tokens=48), Row("tokens 40", full, max_tokens=40),
-                Row("budget_ms 100", full, budget_ms=100.0)]
+                Row("budget_ms 100", full, budget_ms=100.0),
+                Row("6-layer", six), Row("6-layer window 50", six, window=50),
+                Row("6-layer window 30", six, window=30),
+                Row(f"6-layer window {default.window} (default)", default.model,
+                    window=default.window),
+                Row("6-layer budget_ms 100", six, budget_ms=100.0)]
         for student in args.student or []:
             name = Path(student).name  # a row label: no commas (--rows splits on them)
             rows += [Row(name, student), *[Row(f"{name} window {w}", student, window=w)

@@ -28,7 +28,7 @@ from rex_search.config import RerankConfig  # noqa: E402
 from rex_search.evaluate.judgments import read_judgments  # noqa: E402
 from rex_search.evaluate.metrics import calibration  # noqa: E402
 from rex_search.evaluate.robustness import VARIANTS, variant  # noqa: E402
-from rex_search.model_files import BUNDLED_RERANKER, resolve_model  # noqa: E402
+from rex_search.model_files import BUNDLED_RERANKERS_SHA256, resolve_model  # noqa: E402
 from rex_search.onnx_session import machine  # noqa: E402
 from rex_search.rerank.base import load_reranker  # noqa: E402
 from rex_search.rerank.calibration import FILE, fit  # noqa: E402
@@ -111,7 +111,7 @@ def main() -> None:
         folder = Path(resolve_model(args.model))
         print(f"wrote {everything.save(folder)}")
         if (folder / "model_card.json").exists():  # listed in the card; pinned if shipped
-            add_file(folder, FILE, pin=args.model == BUNDLED_RERANKER)
+            add_file(folder, FILE, pin=args.model in BUNDLED_RERANKERS_SHA256)
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "fit": vars(everything)}, indent=1))
 

@@ -12,8 +12,8 @@ Example ``rex-search.toml``::
     fusion = "rrf"
 
     [rerank]
-    model = "rex-reranker-bge-small"  # bundled; or embedding-cosine, a model directory, a hub id
-    window = 50
+    model = "rex-reranker-bge-small-6l"  # bundled; or embedding-cosine, a model directory, a hub id
+    window = 20
 """
 
 from __future__ import annotations
@@ -52,11 +52,13 @@ DEFAULT_COMBINE = {"rerank": 1.0}
 
 @dataclass(frozen=True)
 class RerankConfig:
-    model: str = "rex-reranker-bge-small"  # the trained cross-encoder shipped in the package
+    # the 6-layer student shipped in the package (rex-reranker-bge-small: its 12-layer teacher)
+    model: str = "rex-reranker-bge-small-6l"
     runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
-    # how many fused candidates the reranker scores; the rest keep fused order. 50, not 100:
-    # half the rerank time at no measured loss (benchmarks/bench_latency.py, README)
-    window: int = 50
+    # how many fused candidates the reranker scores; the rest keep fused order. 20: the
+    # student on the top 20 keeps the 12-layer model's gain on the top 100 at an eighth of
+    # its time (benchmarks/bench_latency.py, README "Latency")
+    window: int = 20
     max_tokens: int = 256
     batch_size: int = 32
     deadline_batch: int = 8  # candidates per step when a latency budget applies

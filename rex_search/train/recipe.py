@@ -291,14 +291,17 @@ def save(model, tokenizer, config: TrainConfig, history: list[dict],
         [(q.query, [(d.parent_asin, d.relevance) for d in q.docs]) for q in train_set]
     ).encode()).hexdigest()
     init_card = Path(config.init) / "model_card.json" if config.init else None
-    card = {"base_model": config.base, "recipe": asdict(config),
-            "initialised_from": (json.loads(init_card.read_text())
-                                 if init_card and init_card.is_file() else None),
+    origin = json.loads(init_card.read_text()) if init_card and init_card.is_file() else None
+    # With --init the weights (and pooling) come from that model, not from --base: the card
+    # names the model they come from and carries its licence line.
+    recipe = asdict(config) | {"pooling": getattr(model.config, "rex_pooling", config.pooling)}
+    card = {"base_model": config.init or config.base, "recipe": recipe,
+            "initialised_from": origin,
             "training_data": {"queries": len(train_set),
                               "pairs": sum(len(q.docs) for q in train_set),
                               "sha256": data_hash, "files_sha256": sources},
             "validation_history": history,
-            "licence": _licence(config.base),
+            "licence": (origin or {}).get("licence") or _licence(config.base),
             "score": "expected relevance over 11 bins" if config.loss == "distributional"
             else "sigmoid(logit)"}
     (out / "model_card.json").write_text(json.dumps(card, indent=2))

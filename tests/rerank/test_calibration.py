@@ -16,7 +16,7 @@ from rex_search.cli.search import format_result
 from rex_search.config import RerankConfig
 from rex_search.errors import ModelError
 from rex_search.evaluate.metrics import calibration as ece
-from rex_search.model_files import BUNDLED_RERANKER, BUNDLED_RERANKER_SHA256
+from rex_search.model_files import BUNDLED_RERANKER, BUNDLED_RERANKERS_SHA256
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.rerank.base import load_reranker
 from rex_search.rerank.calibration import FILE, Calibration, fit, for_model, load
@@ -53,9 +53,10 @@ def test_the_map_is_monotone_so_it_never_changes_an_order():
     assert len(set(calibration.apply(scores))) == len(scores)
 
 
-def test_the_shipped_calibration_is_pinned_and_loaded():
-    assert FILE in BUNDLED_RERANKER_SHA256
-    shipped = for_model(BUNDLED_RERANKER)
+@pytest.mark.parametrize("name", tuple(BUNDLED_RERANKERS_SHA256))
+def test_the_shipped_calibration_is_pinned_and_loaded(name: str):
+    assert FILE in BUNDLED_RERANKERS_SHA256[name]
+    shipped = for_model(name)
     assert shipped is not None and shipped.a > 0 and "DEV" in shipped.fitted_on
     assert for_model("embedding-cosine") is None
 
