@@ -24,8 +24,8 @@ distinct budget_ms (so the result cache never answers). "ok/s at p95 <= 200 ms" 
 throughput among the client counts whose p95 stays within 200 ms ("none" when even one client
 exceeds it). The budget row sends budget_ms = 150 (the deadline path): "mean reranked" says
 how many candidates the model still scored per answer (the budget counts the queue wait).
-Ratios compare with the default (sample, window 50), measured in the same run. Numbers are
-this run's on this machine; nothing is asserted.
+Ratios compare with the default (the sample at the default window), measured in the same run.
+Numbers are this run's on this machine; nothing is asserted.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from rex_search import DocumentError, Product, rank
 from rex_search.backends.base import StockRecord
 from rex_search.backends.embedded import EmbeddedBackend
 from rex_search.catalog.schema import brand_key
+from rex_search.model_files import BUNDLED_RERANKER
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.rerank.base import load_reranker
 from rex_search.service import create_app
@@ -26,7 +27,7 @@ def service(fixture_index_dir, embedder, tmp_path_factory):
     copy = tmp_path_factory.mktemp("one-ranking") / "fx"
     shutil.copytree(fixture_index_dir, copy)
     backend = EmbeddedBackend(copy)
-    pipeline = SearchPipeline(backend, embedder, load_reranker("rex-reranker-bge-small"))
+    pipeline = SearchPipeline(backend, embedder, load_reranker(BUNDLED_RERANKER))
     with running(create_app(pipeline)) as base:
         yield pipeline, base
     backend.close()

@@ -28,6 +28,7 @@ from rex_search.integrations.opensearch_pipeline import (
     trusted_regex,
     uninstall,
 )
+from rex_search.model_files import BUNDLED_RERANKER
 from rex_search.pipelines.pipeline import SearchPipeline
 from rex_search.rerank.base import load_reranker
 from rex_search.service import create_app
@@ -41,7 +42,7 @@ KEY = "pipeline-test-key"
 
 @pytest.fixture(scope="module")
 def reranker():
-    return load_reranker("rex-reranker-bge-small")
+    return load_reranker(BUNDLED_RERANKER)  # the default
 
 
 @pytest.fixture(scope="module")
