@@ -72,9 +72,13 @@ def main() -> None:
     native = scores(args.model, args.queries)
     with tempfile.TemporaryDirectory() as work:
         out = Path(work) / "scores.json"
-        subprocess.run([qemu, "-cpu", args.cpu, sys.executable, __file__, "--model",
-                        args.model, "--queries", str(args.queries), "--scores-to", str(out)],
-                       check=True)
+        child = subprocess.run([qemu, "-cpu", args.cpu, sys.executable, __file__, "--model",
+                                args.model, "--queries", str(args.queries), "--scores-to",
+                                str(out)], stderr=subprocess.PIPE, text=True)
+        if child.returncode:  # qemu warns once per thread about CPU features TCG lacks
+            sys.exit("the emulated run failed:\n" + "\n".join(
+                line for line in child.stderr.splitlines()
+                if not line.startswith("qemu-x86_64: warning")))
         emulated = json.loads(out.read_text())
     here = machine()  # (under qemu-user /proc/cpuinfo is still the host's: not asked there)
     print(f"{args.model}: native {here.get('cpu', platform.processor())} "
