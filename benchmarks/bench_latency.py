@@ -50,6 +50,7 @@ from rex_search.evaluate.judgments import QueryJudgments, read_judgments  # noqa
 from rex_search.evaluate.metrics import ndcg  # noqa: E402
 from rex_search.evaluate.rankers import DenseRanker, FusedRanker  # noqa: E402
 from rex_search.evaluate.robustness import VARIANTS, variant  # noqa: E402
+from rex_search.evaluate.stats import paired_bootstrap  # noqa: E402
 from rex_search.indexer.embed import Embedder  # noqa: E402
 from rex_search.model_files import FULL_RERANKER, STUDENT_RERANKER  # noqa: E402
 from rex_search.onnx_session import machine  # noqa: E402
@@ -68,14 +69,31 @@ class Row:
     budget_ms: float | None = None
     prepared: bool | None = None  # split models: product states ahead of queries, or never kept
     stages: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    ndcg10: float = 0.0
-    ndcg5: float = 0.0
+    per_query10: list[float] = field(default_factory=list)  # nDCG of each DEV query
+    per_query5: list[float] = field(default_factory=list)
+
+    @property
+    def ndcg10(self) -> float:
+        return _mean(self.per_query10)
+
+    @property
+    def ndcg5(self) -> float:
+        return _mean(self.per_query5)
 
 
 def _kept(value: float, first_stage: float, full: float) -> str:
     """The share of the full model's gain over the first stage that ``value`` keeps."""
     return f"{(value - first_stage) / (full - first_stage):.0%}" if full > first_stage \
         else "- (no gain)"
+
+
+def _versus(row: list[float], reference: list[float]) -> str:
+    """The row's mean nDCG minus the reference's over the same queries, with its paired
+    bootstrap 95% interval: how much of a difference 50 queries can tell from noise."""
+    if row is reference:
+        return "-"
+    c = paired_bootstrap(row, reference)
+    return f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]"
 
 
 def _mean(values: list[float | None]) -> float:
@@ -118,7 +136,6 @@ def run_row(row: Row, backend, embedder: Embedder, queries: list[QueryJudgments]
     pipeline = SearchPipeline(backend, embedder, reranker, cache_size=0,
                               rerank=RerankConfig(window=row.window))
     pipeline.search(queries[0].query)  # warm-up
-    at10, at5 = [], []
     for repeat in range(repeats):
         for q in queries:
             result = pipeline.search(q.query, size=10, budget_ms=row.budget_ms)
@@ -127,9 +144,8 @@ def run_row(row: Row, backend, embedder: Embedder, queries: list[QueryJudgments]
             if repeat == 0:
                 judged = {d.parent_asin: d.relevance for d in q.docs}
                 gains = [judged.get(h.parent_asin, 0.0) for h in result.hits]
-                at10.append(ndcg(gains, list(judged.values()), 10))
-                at5.append(ndcg(gains, list(judged.values()), 5))
-    row.ndcg10, row.ndcg5 = _mean(at10), _mean(at5)
+                row.per_query10.append(ndcg(gains, list(judged.values()), 10))
+                row.per_query5.append(ndcg(gains, list(judged.values()), 5))
 
 
 def fused_order(backend, embedder, queries: list[QueryJudgments]) -> tuple[float, float]:
@@ -233,12 +249,15 @@ def main() -> None:
         table("End to end on the sample index (window = candidates the model scores; nDCG of "
               f"the first page; fused retrieval order: {base10:.4f} / {base5:.4f})",
               ["config", "rerank p50 ms", "rerank p95 ms", "whole p50 ms", "rerank / full",
-               "nDCG@10", "nDCG@5", "gain kept @10", "gain kept @5"],
+               "nDCG@10", "nDCG@5", "gain kept @10", "gain kept @5",
+               "vs full @10 [95% CI]", "vs full @5 [95% CI]"],
               [[r.label, f"{pct(r.stages['rerank'], 50):.0f}",
                 f"{pct(r.stages['rerank'], 95):.0f}", f"{pct(r.stages['total'], 50):.0f}",
                 f"{pct(r.stages['rerank'], 50) / ref_ms:.2f}", f"{r.ndcg10:.4f}",
                 f"{r.ndcg5:.4f}", _kept(r.ndcg10, base10, reference.ndcg10),
-                _kept(r.ndcg5, base5, reference.ndcg5)] for r in rows])
+                _kept(r.ndcg5, base5, reference.ndcg5),
+                _versus(r.per_query10, reference.per_query10),
+                _versus(r.per_query5, reference.per_query5)] for r in rows])
         models = [r for r in rows if r.window == 100 and r.budget_ms is None]
         if not args.titles_only and len(models) > 1:
             rerank_mode(models, embedder, queries)

@@ -1,14 +1,15 @@
 """Does a bundled reranker rank the same on another CPU type? Scores under an emulated CPU
 against this machine natively.
 
-    python benchmarks/cross_cpu.py [--model NAME] [--queries 2] [--cpu Haswell]
+    python benchmarks/cross_cpu.py [--model NAME] [--queries 2] [--cpu Haswell] [--smoke]
 
 ONNX Runtime picks its int8 kernels by the CPU's features (AVX2's `vpmaddubsw` sums pairs of
 products in int16; AVX-512 VNNI sums in int32), so the same file can score differently by
 CPU. This scores the first ``--queries`` DEV queries' judged pairs here, then again in a child
 process under ``qemu-x86_64 -cpu CPU`` (user-mode emulation: install the ``qemu-user`` package;
 slow, minutes per query), and prints how far the scores and each query's order moved. Numbers
-are this run's; nothing is asserted.
+are this run's; nothing is asserted. ``--smoke``: one query, the child run natively (no qemu),
+so every score must agree exactly: a check of the mechanics.
 """
 
 from __future__ import annotations
@@ -61,20 +62,24 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2)
     parser.add_argument("--cpu", default="Haswell", help="a qemu CPU model (qemu-x86_64 "
                                                          "-cpu help lists them)")
+    parser.add_argument("--smoke", action="store_true", help="1 query, no emulation")
     parser.add_argument("--scores-to", type=Path, help=argparse.SUPPRESS)  # the child's run
     args = parser.parse_args()
+    if args.smoke:
+        args.queries = 1
     if args.scores_to:
         args.scores_to.write_text(json.dumps(scores(args.model, args.queries)))
         return
     qemu = shutil.which("qemu-x86_64")
-    if qemu is None:
+    if qemu is None and not args.smoke:
         sys.exit("qemu-x86_64 is not installed (Debian: apt-get install qemu-user)")
+    emulator = [] if args.smoke else [qemu or "", "-cpu", args.cpu]
     native = scores(args.model, args.queries)
     with tempfile.TemporaryDirectory() as work:
         out = Path(work) / "scores.json"
-        child = subprocess.run([qemu, "-cpu", args.cpu, sys.executable, __file__, "--model",
-                                args.model, "--queries", str(args.queries), "--scores-to",
-                                str(out)], stderr=subprocess.PIPE, text=True)
+        child = subprocess.run([*emulator, sys.executable, __file__, "--model", args.model,
+                                "--queries", str(args.queries), "--scores-to", str(out)],
+                               stderr=subprocess.PIPE, text=True)
         if child.returncode:  # qemu warns once per thread about CPU features TCG lacks
             sys.exit("the emulated run failed:\n" + "\n".join(
                 line for line in child.stderr.splitlines()
@@ -82,7 +87,8 @@ def main() -> None:
         emulated = json.loads(out.read_text())
     here = machine()  # (under qemu-user /proc/cpuinfo is still the host's: not asked there)
     print(f"{args.model}: native {here.get('cpu', platform.processor())} "
-          f"({here.get('cpu_flags', '?')}) against qemu -cpu {args.cpu}; onnxruntime "
+          f"({here.get('cpu_flags', '?')}) against "
+          f"{'itself (smoke)' if args.smoke else f'qemu -cpu {args.cpu}'}; onnxruntime "
           f"{here.get('onnxruntime', '?')}")
     print(f"{'query':>5} {'pairs':>5} {'mean |diff|':>11} {'max |diff|':>10} "
           f"{'kendall tau':>11} {'top-10 kept':>11} {'same top-1':>10}")

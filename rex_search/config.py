@@ -57,7 +57,7 @@ class RerankConfig:
     runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     # how many fused candidates the reranker scores; the rest keep fused order. 20: the
     # student on the top 20 keeps the 12-layer model's gain on the top 100 at an eighth of
-    # its time (benchmarks/bench_latency.py, README "Latency")
+    # its time (benchmarks/bench_latency.py; README "The default since issue #23")
     window: int = 20
     max_tokens: int = 256
     batch_size: int = 32

@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 
 from rex_search.evaluate.judgments import read_judgments
-from rex_search.model_files import BUNDLED_RERANKER, resolve_model
+from rex_search.model_files import FULL_RERANKER, resolve_model
 from tests.conftest import DEV_JUDGMENTS
 
 pytest.importorskip("torch")
 
 
 @pytest.mark.slow  # loads both runtimes and scores 80 pairs on each: ~30 s
-def test_the_dequantized_default_scores_like_its_int8_graph(tmp_path: Path):
+def test_the_dequantized_full_model_scores_like_its_int8_graph(tmp_path: Path):
     from rex_search.rerank.pooled import PooledCrossEncoder
     from rex_search.train.int8_to_torch import agreement, convert
 
-    folder = Path(resolve_model(BUNDLED_RERANKER))
+    folder = Path(resolve_model(FULL_RERANKER))  # what the students are cut from
     out = convert(folder, tmp_path / "torch")
     model = PooledCrossEncoder.from_pretrained(out)
     assert model.config.num_hidden_layers == 12 and model.head.out_features == 11
