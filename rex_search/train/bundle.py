@@ -67,8 +67,7 @@ def _base_licence_file(card: dict) -> Path | None:
     Central encoders are MIT), or for a student, the bundled model it was cut from."""
     from rex_search.model_files import resolve_model
 
-    origin = (card.get("initialised_from") or {}).get("dequantized_from")
-    for source in (origin, card.get("base_model")):
+    for source in (_cut_from(card), card.get("base_model")):
         try:
             folder = Path(resolve_model(str(source))) if source else None
         except ModelError:
@@ -78,17 +77,22 @@ def _base_licence_file(card: dict) -> Path | None:
     return None
 
 
+def _cut_from(card: dict) -> str | None:
+    """The bundled model a student's layers were cut from (its dequantized folder), if any."""
+    return (card.get("initialised_from") or {}).get("dequantized_from")
+
+
 def _notice(name: str, card: dict) -> str:
     base = str(card.get("base_model", ""))
-    if "minilm" in base.lower() or not base:
-        return NOTICE
-    origin = (card.get("initialised_from") or {}).get("dequantized_from")
+    origin = _cut_from(card)
     if origin:
         return (f"{name}: a cross-encoder trained by the rex-search project: layers of "
                 f"{Path(origin).name} (also shipped in rex-search), distilled on that model's "
                 f"scores of catalog pairs. Its encoder weights derive from the "
                 f"{card.get('licence')} (LICENSE beside this file). See model_card.json for "
                 "how it was trained and what it measured.\n")
+    if "minilm" in base.lower() or not base:
+        return NOTICE
     return (f"{name}: a cross-encoder trained by the rex-search project.\n"
             f"Its encoder weights derive from the {card.get('licence')} (LICENSE beside this "
             "file), trained further on graded pairs generated from the ESCI sample catalog "

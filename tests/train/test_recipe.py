@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from rex_search.catalog.reader import read_catalog
@@ -97,6 +98,25 @@ def test_mean_pooling_ignores_padding():
         assert batch["attention_mask"][0].sum() < batch["attention_mask"].shape[1]
         with torch.inference_mode():
             assert torch.allclose(model(**batch)[0], alone[0], atol=1e-5)
+
+
+def test_a_model_trained_from_init_names_the_model_its_weights_come_from(tmp_path: Path):
+    """With --init the weights and pooling are the init model's, not --base's: the card says
+    so (it once named the default base, all-MiniLM-L6-v2, and its mean pooling)."""
+    docs = (JudgedDoc("A", "Nike running shoe", "mesh", 1.0),
+            JudgedDoc("B", "leather shoe laces", "cord", 0.1))
+    queries = [QueryJudgments(f"q{i}", "running shoes", docs) for i in range(2)]
+    small = TrainConfig(layers=3, epochs=1, batch_size=4, max_tokens=32)
+    teacher_dir, student_dir = tmp_path / "teacher", tmp_path / "student"
+    train(queries, replace(small, pooling="cls"), out=teacher_dir, log=lambda _: None)
+    teacher_card = json.loads((teacher_dir / "model_card.json").read_text())
+    train(queries, replace(small, init=str(teacher_dir), layers=(0, 2)), out=student_dir,
+          log=lambda _: None)
+    card = json.loads((student_dir / "model_card.json").read_text())
+    assert card["base_model"] == str(teacher_dir)
+    assert card["recipe"]["pooling"] == "cls" and card["recipe"]["layers"] == [0, 2]
+    assert card["initialised_from"] == teacher_card
+    assert card["licence"] == teacher_card["licence"]
 
 
 def test_a_student_is_cut_from_a_trained_model_and_learns_the_teachers_scores(tmp_path: Path):
